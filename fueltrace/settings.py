@@ -1,0 +1,114 @@
+"""All settings, read from the environment in this one place (``FUELTRACE_…``).
+
+Each field documents its default and why; ``fueltrace settings`` prints them and a
+test checks the README lists every one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Frozen settings of one fueltrace process."""
+
+    model_config = SettingsConfigDict(env_prefix="FUELTRACE_", frozen=True, extra="ignore")
+
+    bootstrap: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers (host:port,…). Unset: use the embedded broker "
+        "that `fueltrace broker` runs (its address is read from FUELTRACE_STATE_DIR).",
+    )
+    db: Path = Field(
+        default=Path("data/fueltrace.duckdb"),
+        description="DuckDB warehouse file. Default under ./data so a checkout is self-contained.",
+    )
+    state_dir: Path = Field(
+        default=Path("data"),
+        description="Where the embedded broker records its address and log.",
+    )
+    topic_prefix: str = Field(
+        default="fuel",
+        description="Prefix of every topic name (fuel.sale, fuel.dead-letter, …). Change it to "
+        "run several pipelines, or tests, on one broker.",
+    )
+    partitions: int = Field(
+        default=4,
+        ge=1,
+        description="Partitions per topic when fueltrace creates it. 4 matches what the "
+        "broker auto-creates and lets 4 ingest processes share the load.",
+    )
+    group_id: str = Field(
+        default="fueltrace-ingest",
+        description="Kafka consumer group of the ingest. Offsets are authoritative in the "
+        "warehouse; the group only spreads partitions over processes.",
+    )
+    session_timeout_ms: int = Field(
+        default=2000,
+        description="Consumer-group session timeout. The embedded Tansu holds a JoinGroup for "
+        "half of it, so 2000 ms keeps start-up near 1 s; use 10000+ on real Kafka.",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=500, description="Consumer heartbeat; a quarter of the session timeout."
+    )
+    batch_max_records: int = Field(
+        default=20000,
+        ge=1,
+        description="A micro-batch is loaded when it holds this many records… (bounds memory "
+        "and the size of one warehouse transaction).",
+    )
+    batch_max_ms: int = Field(
+        default=1000,
+        ge=1,
+        description="…or when this many milliseconds passed since it started (bounds latency).",
+    )
+    idle_ms: int = Field(
+        default=3000,
+        description="`ingest --until-idle`: stop once caught up with the high-water mark, or "
+        "after this long with nothing fetched.",
+    )
+    broker_timeout_s: float = Field(
+        default=15.0,
+        description="How long a command waits for the broker before saying it is unavailable.",
+    )
+    max_future_s: int = Field(
+        default=300,
+        description="A timestamp may be this far ahead of the ingest clock (device clock skew); "
+        "later is rejected as timestamp_in_future. 5 minutes as in GB/T 28181-style clock "
+        "tolerance for networked devices.",
+    )
+    max_flow_l_per_min: float = Field(
+        default=150.0,
+        description="Highest physically possible nozzle flow. Car nozzles deliver ≤ 50 L/min "
+        "(GB/T 9081), high-flow truck diesel nozzles up to ~130 L/min; 150 leaves margin.",
+    )
+    totalizer_tolerance_l: float = Field(
+        default=0.02,
+        description="Allowed |(totalizer_end − totalizer_start) − volume_l|: dispensers display "
+        "0.01 L, so two rounded readings differ by at most 0.02 L.",
+    )
+    amount_tolerance_fen: int = Field(
+        default=1,
+        description="Allowed |amount_fen − unit_price_fen × volume_l| beyond rounding: one fen, "
+        "the display unit of the amount.",
+    )
+    metrics_port: int = Field(
+        default=9308, description="Port of /metrics while `fueltrace ingest` runs (0 = off)."
+    )
+    debug_pause_before_commit_ms: int = Field(
+        default=0,
+        description="Testing only: sleep inside the open warehouse transaction of each batch, "
+        "so a crash test can kill the process mid-batch.",
+    )
+
+    def topic(self, suffix: str) -> str:
+        """The full topic name for a suffix such as ``sale`` or ``dead-letter``."""
+        return f"{self.topic_prefix}.{suffix}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; keyword overrides win (used by the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,104 @@
+"""Thin kafka-python wrappers, and the one place Kafka client errors are translated.
+
+Everything speaks the plain Kafka protocol so the same code runs against the
+embedded Tansu and a real Apache Kafka cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, RetriableError
+
+from fueltrace.errors import BrokerUnavailable, NoBrokerConfigured, TerminalError
+from fueltrace.settings import Settings
+from ingest.embedded_broker import running_address
+
+
+def resolve_bootstrap(settings: Settings) -> str:
+    """FUELTRACE_BOOTSTRAP, else the running embedded broker, else say what to do."""
+    if settings.bootstrap:
+        return settings.bootstrap
+    address = running_address(settings.state_dir)
+    if address:
+        return address
+    raise NoBrokerConfigured(
+        f"no Kafka broker: FUELTRACE_BOOTSTRAP is unset and no embedded broker runs "
+        f"(none recorded in {settings.state_dir}/broker.json). Start one in another terminal "
+        "with `fueltrace broker`, or set FUELTRACE_BOOTSTRAP=host:port"
+    )
+
+
+def translate(exc: KafkaError, bootstrap: str) -> BrokerUnavailable | TerminalError:
+    """A kafka-python error as a fueltrace error that says whether to retry."""
+    if isinstance(exc, RetriableError) or getattr(exc, "retriable", False):
+        return BrokerUnavailable(
+            f"Kafka broker at {bootstrap} is not answering ({type(exc).__name__}: {exc}); "
+            "is it running? (`fueltrace broker` starts the embedded one)"
+        )
+    return TerminalError(f"Kafka at {bootstrap}: {type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def kafka_errors(bootstrap: str) -> Iterator[None]:
+    try:
+        yield
+    except KafkaError as exc:
+        raise translate(exc, bootstrap) from exc
+
+
+def _common(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    timeout_ms = int(settings.broker_timeout_s * 1000)
+    return {
+        "bootstrap_servers": bootstrap.split(","),
+        "client_id": "fueltrace",
+        "request_timeout_ms": max(timeout_ms, 5000),
+        "reconnect_backoff_max_ms": 2000,
+    }
+
+
+@contextmanager
+def admin_client(settings: Settings, bootstrap: str) -> Iterator[KafkaAdminClient]:
+    with kafka_errors(bootstrap):
+        admin = KafkaAdminClient(**_common(settings, bootstrap))
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def producer(settings: Settings, bootstrap: str, **overrides: Any) -> KafkaProducer:
+    """acks=all and idempotence-safe retries: an acknowledged record is on the broker."""
+    options = {
+        **_common(settings, bootstrap),
+        "acks": "all",
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "max_request_size": 16 * 1024 * 1024,
+        "max_block_ms": int(settings.broker_timeout_s * 1000),
+        "retries": 5,
+        **overrides,
+    }
+    with kafka_errors(bootstrap):
+        return KafkaProducer(**options)
+
+
+def consumer(settings: Settings, bootstrap: str, **overrides: Any) -> KafkaConsumer:
+    """Manual commits only: the warehouse, not Kafka, holds the authoritative offsets."""
+    options = {
+        **_common(settings, bootstrap),
+        "group_id": settings.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_records": settings.batch_max_records,
+        "fetch_max_bytes": 64 * 1024 * 1024,
+        "max_partition_fetch_bytes": 16 * 1024 * 1024,
+        **overrides,
+    }
+    with kafka_errors(bootstrap):
+        return KafkaConsumer(**options)
