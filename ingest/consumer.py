@@ -35,7 +35,7 @@ from ingest.codec import Decoded, decode_message
 from ingest.dead_letters import DeadLetter
 from ingest.frames import to_frame
 from ingest.kafka_client import consumer as make_consumer
-from ingest.kafka_client import kafka_errors
+from ingest.kafka_client import kafka_errors, topic_id
 from ingest.kafka_client import producer as make_producer
 from ingest.topics import dead_letter_topic, record_topics
 from ingest.validate import validate
@@ -78,12 +78,21 @@ class _SeekToWarehouse(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         offsets = stored_offsets(self.ingest.con)
+        kafka = self.ingest.kafka
         for tp in assigned:
             stored = offsets.get((tp.topic, tp.partition))
+            current_id = topic_id(kafka, tp.topic)
             if stored is None:
-                self.ingest.kafka.seek_to_beginning(tp)
+                kafka.seek_to_beginning(tp)
+            elif stored[1] and current_id and stored[1] != current_id:
+                log.warning(
+                    "topic recreated partition=\"%s[%d]\" stored_topic_id=%s topic_id=%s "
+                    "stored_offset=%d action=read_from_beginning (re-sent records are caught "
+                    "by natural key)", tp.topic, tp.partition, stored[1], current_id, stored[0],
+                )  # fmt: skip
+                kafka.seek_to_beginning(tp)
             else:
-                self.ingest.kafka.seek(tp, stored)
+                kafka.seek(tp, stored[0])
         log.info("partitions assigned count=%d", len(assigned))
 
 
@@ -201,7 +210,8 @@ class Ingest:
                 dead_letters.send(self.producer, self.dlq_topic, pending.letters)
                 self.producer.flush(timeout=self.settings.broker_timeout_s)
         letters = pl.DataFrame([x.row() for x in pending.letters], schema=DEAD_LETTER_SCHEMA)
-        batch = Batch(frames, letters, pending.offsets, pending.count, pending.records)
+        topic_ids = {t: topic_id(self.kafka, t) for t, _ in pending.offsets}
+        batch = Batch(frames, letters, pending.offsets, topic_ids, pending.count, pending.records)
         result = load_batch(
             self.con, self.settings.db, batch,
             pause_before_commit_s=self.settings.debug_pause_before_commit_ms / 1000,
@@ -240,9 +250,15 @@ class Ingest:
     # -- the loop ----------------------------------------------------------------
 
     def caught_up(self) -> bool:
-        """Every assigned partition read up to its fetch high-water mark."""
+        """This process holds every partition of the record topics and has read each
+        up to its fetch high-water mark.
+
+        Holding *every* partition matters: after a crash the dead member keeps its
+        partitions until its session times out, and "caught up on what I hold"
+        would end an ``--until-idle`` run early.
+        """
         assignment = self.kafka.assignment()
-        if not assignment:
+        if not assignment or assignment != self._all_partitions():
             return False
         for tp in assignment:
             high = self.kafka.highwater(tp)
@@ -250,12 +266,45 @@ class Ingest:
                 return False
         return True
 
+    def _all_partitions(self) -> set[TopicPartition]:
+        return {
+            TopicPartition(topic, p)
+            for topic in self.topics
+            for p in self.kafka.partitions_for_topic(topic) or ()
+        }
+
     def _update_lag(self) -> None:
         for tp in self.kafka.assignment():
             high = self.kafka.highwater(tp)
             if high is not None:
                 lag = max(high - self.kafka.position(tp), 0)
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _check_progress(self, last_data: float, joined_by: float) -> None:
+        """In ``--until-idle``: raise when waiting longer cannot help."""
+        settings = self.settings
+        assignment = self.kafka.assignment()
+        now = time.monotonic()
+        if not assignment and now > joined_by:
+            raise BrokerUnavailable(
+                f"could not join consumer group {settings.group_id!r} at {self.bootstrap} "
+                f"within {settings.broker_timeout_s} s"
+            )
+        quiet_s = now - last_data
+        unknown = [tp for tp in assignment if self.kafka.highwater(tp) is None]
+        if unknown and quiet_s > settings.broker_timeout_s:
+            raise BrokerUnavailable(
+                f"no fetch answer from {self.bootstrap} for {len(unknown)} partitions "
+                f"in {settings.broker_timeout_s} s"
+            )
+        if assignment != self._all_partitions() and quiet_s > settings.broker_timeout_s + 3 * (
+            settings.session_timeout_ms / 1000
+        ):
+            raise BrokerUnavailable(
+                f"other members of group {settings.group_id!r} hold "
+                f"{len(self._all_partitions() - assignment)} partitions; one warehouse has "
+                "one ingest process — stop the other one"
+            )
 
     def run(
         self, *, until_idle: bool = False, should_stop: Callable[[], bool] = lambda: False,
@@ -299,22 +348,9 @@ class Ingest:
             if until_idle and not polled:
                 if self.caught_up():
                     break
-                quiet_ms = (time.monotonic() - last_data) * 1000
-                if not self.kafka.assignment() and time.monotonic() > joined_by:
-                    raise BrokerUnavailable(
-                        f"could not join consumer group {settings.group_id!r} at "
-                        f"{self.bootstrap} within {settings.broker_timeout_s} s"
-                    )
-                if self.kafka.assignment() and quiet_ms > settings.idle_ms:
-                    unknown = [tp for tp in self.kafka.assignment()
-                               if self.kafka.highwater(tp) is None]  # fmt: skip
-                    if unknown and quiet_ms > settings.broker_timeout_s * 1000:
-                        raise BrokerUnavailable(
-                            f"no fetch answer from {self.bootstrap} for {len(unknown)} "
-                            f"partitions in {settings.broker_timeout_s} s"
-                        )
-                    if not unknown:
-                        break
+                self._check_progress(last_data, joined_by)
+        if pending.count and not self.revoked:  # stopped on request: keep what was read
+            self._flush(pending, summary)
         return summary
 
 

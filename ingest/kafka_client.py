@@ -56,6 +56,7 @@ def _common(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "bootstrap_servers": bootstrap.split(","),
         "client_id": "fueltrace",
         "request_timeout_ms": max(timeout_ms, 5000),
+        "bootstrap_timeout_ms": timeout_ms,
         "reconnect_backoff_max_ms": 2000,
     }
 
@@ -102,3 +103,14 @@ def consumer(settings: Settings, bootstrap: str, **overrides: Any) -> KafkaConsu
     }
     with kafka_errors(bootstrap):
         return KafkaConsumer(**options)
+
+
+def topic_id(kafka: KafkaConsumer, topic: str) -> str | None:
+    """The broker's id of ``topic`` from the consumer's metadata, if the broker has ids.
+
+    kafka-python keeps it on the consumer's cluster metadata; reading it is kept here,
+    the one place that knows the client's internals.
+    """
+    cluster = getattr(kafka, "_cluster", None)
+    found = cluster.topic_id(topic) if cluster is not None else None
+    return str(found) if found is not None and found.int != 0 else None

@@ -46,6 +46,7 @@ class Batch:
     frames: dict[str, pl.DataFrame]  # valid records per record type, with src_* columns
     dead_letters: pl.DataFrame  # DEAD_LETTER_SCHEMA
     offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+    topic_ids: dict[str, str | None] = field(default_factory=dict)  # topic -> broker's id
     messages: int = 0
     records: int = 0
 
@@ -176,10 +177,13 @@ def load_batch(
             con.unregister("dead_in")
             result.dead_letters.update(batch.dead_letters["reason"].to_list())
         con.executemany(
-            'INSERT INTO ingest_offset VALUES (?, ?, ?, ?) ON CONFLICT (topic, "partition") '
-            "DO UPDATE SET next_offset = excluded.next_offset, load_id = excluded.load_id",
-            [[t, p, o, result.load_id] for (t, p), o in sorted(batch.offsets.items())],
-        )
+            'INSERT INTO ingest_offset (topic, "partition", next_offset, load_id, topic_id) '
+            'VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, "partition") DO UPDATE SET '
+            "next_offset = excluded.next_offset, load_id = excluded.load_id, "
+            "topic_id = excluded.topic_id",
+            [[t, p, o, result.load_id, batch.topic_ids.get(t)]
+             for (t, p), o in sorted(batch.offsets.items())],
+        )  # fmt: skip
         con.execute(
             "INSERT INTO ingest_load VALUES (?, now(), ?, ?, ?, ?, ?, ?)",
             [
@@ -194,7 +198,11 @@ def load_batch(
     return result
 
 
-def stored_offsets(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], int]:
-    """Next offset to read per (topic, partition), as the warehouse last committed."""
-    rows = con.execute('SELECT topic, "partition", next_offset FROM ingest_offset').fetchall()
-    return {(t, int(p)): int(o) for t, p, o in rows}
+def stored_offsets(
+    con: duckdb.DuckDBPyConnection,
+) -> dict[tuple[str, int], tuple[int, str | None]]:
+    """(next offset to read, topic id) per (topic, partition), as last committed."""
+    rows = con.execute(
+        'SELECT topic, "partition", next_offset, topic_id FROM ingest_offset'
+    ).fetchall()
+    return {(t, int(p)): (int(o), i) for t, p, o, i in rows}

@@ -1,0 +1,5 @@
+"""``python -m fueltrace`` is the ``fueltrace`` command."""
+
+from fueltrace.cli import run
+
+run()

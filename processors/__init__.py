@@ -1,0 +1,1 @@
+"""Polars jobs: normalising, reconciliation, traceability, anomaly rules."""
