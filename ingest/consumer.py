@@ -322,7 +322,8 @@ class Ingest:
             with kafka_errors(self.bootstrap):
                 polled = self.kafka.poll(
                     timeout_ms=min(wait_ms, 200),
-                    max_records=max(settings.batch_max_records - pending.records, 1),
+                    # small polls, so a batch of container messages is cut near its bound
+                    max_records=max(min(settings.batch_max_records - pending.records, 500), 1),
                 )
             if self.revoked:
                 self.revoked = False
