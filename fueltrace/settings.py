@@ -39,12 +39,12 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         description="Partitions per topic when fueltrace creates it. 4 matches what the "
-        "broker auto-creates and lets 4 ingest processes share the load.",
+        "embedded broker auto-creates; more partitions let a broker spread a city's backlog.",
     )
     group_id: str = Field(
         default="fueltrace-ingest",
-        description="Kafka consumer group of the ingest. Offsets are authoritative in the "
-        "warehouse; the group only spreads partitions over processes.",
+        description="Kafka consumer group of the ingest. The offsets that count are in the "
+        "warehouse; the group's own offsets are committed after each load for lag tooling.",
     )
     session_timeout_ms: int = Field(
         default=2000,
@@ -57,18 +57,13 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(
         default=20000,
         ge=1,
-        description="A micro-batch is loaded when it holds this many records… (bounds memory "
-        "and the size of one warehouse transaction).",
+        description="A micro-batch is loaded once it holds this many records (a batch message "
+        "counts whole)… Bounds memory and the size of one warehouse transaction.",
     )
     batch_max_ms: int = Field(
         default=1000,
         ge=1,
         description="…or when this many milliseconds passed since it started (bounds latency).",
-    )
-    idle_ms: int = Field(
-        default=3000,
-        description="`ingest --until-idle`: stop once caught up with the high-water mark, or "
-        "after this long with nothing fetched.",
     )
     broker_timeout_s: float = Field(
         default=15.0,
@@ -77,8 +72,8 @@ class Settings(BaseSettings):
     max_future_s: int = Field(
         default=300,
         description="A timestamp may be this far ahead of the ingest clock (device clock skew); "
-        "later is rejected as timestamp_in_future. 5 minutes as in GB/T 28181-style clock "
-        "tolerance for networked devices.",
+        "later is rejected as timestamp_in_future. 5 minutes, the usual clock-skew allowance "
+        "(Kerberos uses the same).",
     )
     max_flow_l_per_min: float = Field(
         default=150.0,

@@ -137,9 +137,10 @@ def _decode_single(value: bytes, record_type: str, registry: SchemaRegistry) -> 
 def _decode_container(value: bytes, record_type: str, registry: SchemaRegistry) -> Decoded:
     try:
         blocks = fastavro.block_reader(io.BytesIO(value))
-        writer = registry.by_fingerprint(make_version(blocks.writer_schema).fingerprint)
+        embedded: dict[str, Any] = blocks.writer_schema  # type: ignore[assignment]
+        writer = registry.by_fingerprint(make_version(embedded).fingerprint)
         if writer is None:  # a container carries its schema: an unregistered one still reads
-            writer = make_version(blocks.writer_schema)
+            writer = make_version(embedded)
     except RecordRejected:
         raise
     except Exception as exc:  # fastavro raises many kinds on a bad header
@@ -151,7 +152,7 @@ def _decode_container(value: bytes, record_type: str, registry: SchemaRegistry) 
     index = 0
     try:
         for block in blocks:
-            data = block.bytes_
+            data: io.BytesIO = block.bytes_  # type: ignore[attr-defined]
             buffer = data.getbuffer()
             for _ in range(block.num_records):
                 start = data.tell()

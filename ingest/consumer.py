@@ -156,8 +156,9 @@ class Ingest:
             metrics.RECORDS_CONSUMED.labels(topic).inc()
             return
         for reject in decoded.rejects:
-            pending.letters.append(self._letter(topic, message, reject.index, reject.reason,
-                                                reject.detail, reject.field, reject.raw))  # fmt: skip
+            letter = self._letter(topic, message, reject.index, reject.reason, reject.detail,
+                                  reject.field, reject.raw)  # fmt: skip
+            pending.letters.append(letter)
         for record in decoded.records:
             record["src_partition"] = message.partition
             record["src_offset"] = message.offset
@@ -315,7 +316,8 @@ class Ingest:
         settings = self.settings
         pending = _Pending(started=time.monotonic())
         last_data = time.monotonic()
-        joined_by = time.monotonic() + settings.broker_timeout_s + settings.session_timeout_ms / 1000
+        join_s = settings.broker_timeout_s + settings.session_timeout_ms / 1000
+        joined_by = time.monotonic() + join_s
         while not should_stop():
             elapsed_ms = (time.monotonic() - pending.started) * 1000
             wait_ms = max(int(settings.batch_max_ms - elapsed_ms), 0) if pending.count else 200

@@ -53,7 +53,7 @@ def polars_type(avro: Any) -> pl.DataType:
     return polars_type(kind)
 
 
-def _raw(dtype: pl.DataType) -> pl.DataType:
+def _raw(dtype: Any) -> pl.DataType:
     """The type the decoder delivers: ints where the final type is temporal."""
     if isinstance(dtype, pl.Datetime):
         return pl.Int64()

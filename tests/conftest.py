@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from fueltrace.settings import Settings
 from ingest.embedded_broker import EmbeddedBroker
 from ingest.topics import ensure_topics
 from tests.helpers import BASE_TIME, iso
-
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +38,6 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
             "group_id": f"{prefix}-ingest",
             "partitions": 2,
             "batch_max_ms": 300,
-            "idle_ms": 1500,
             "broker_timeout_s": 10.0,
             "metrics_port": 0,
         }

@@ -63,7 +63,8 @@ def common_rules(spec: RecordSpec, settings: Settings, now: pl.Expr) -> list[Rul
                 "timestamp_in_future",
                 f,
                 pl.col(f) > limit,
-                fmt(f"{f} = {{}} is later than the clock ({{}}) + {settings.max_future_s} s", f, now),
+                fmt(f"{f} = {{}} is later than the clock ({{}}) + {settings.max_future_s} s",
+                    f, now),  # fmt: skip
             )
         )
         rules.append(
