@@ -90,6 +90,48 @@ class Settings(BaseSettings):
         description="Allowed |amount_fen − unit_price_fen × volume_l| beyond rounding: one fen, "
         "the display unit of the amount.",
     )
+    transit_loss_tolerance_pct: float = Field(
+        default=0.5,
+        description="Dispatch vs delivery: allowed loss of volume at 20 °C, % of the dispatched "
+        "volume. GB 11085-1989 allows ≤ 0.24 % road-transport loss for gasoline (less for "
+        "diesel); the rest covers two meters of class 0.3 (JJG 443) at either end.",
+    )
+    transit_gain_tolerance_pct: float = Field(
+        default=0.3,
+        description="Dispatch vs delivery: allowed *gain* at 20 °C, % of the dispatched volume "
+        "(a delivery larger than its load): meter error only (class 0.3).",
+    )
+    density_tolerance_kg_m3: float = Field(
+        default=2.0,
+        description="Dispatch vs delivery: allowed difference of density at 20 °C. GB/T 1884 "
+        "(hydrometer) reproducibility is 1.2 kg/m³ for light products; a wider gap is a classic "
+        "sign of adulteration (solvent or lighter stock blended in).",
+    )
+    gauge_rise_tolerance_pct: float = Field(
+        default=1.0,
+        description="Declared delivery vs the rise the tank gauge saw (plus sales during "
+        "unloading), % of the declared volume at 20 °C: ATG accuracy (±0.5 %, OIML R 85 "
+        "class) at both ends of the unloading window.",
+    )
+    gauge_rise_min_l: float = Field(
+        default=50.0,
+        description="…and never less than this many litres (gauge resolution on a small drop).",
+    )
+    delivery_overdue_h: float = Field(
+        default=24.0,
+        description="A dispatch no station reported receiving this many hours after it left "
+        "is an open end (a candidate diversion). Liaoning's road trips are under 12 h.",
+    )
+    gauge_window_min: float = Field(
+        default=120.0,
+        description="How far before an unloading starts / after it ends to look for the tank "
+        "readings that bracket it (ATGs report every 1–5 min; 2 h tolerates outages).",
+    )
+    analysis_interval_s: float = Field(
+        default=30.0,
+        description="A running `fueltrace ingest` brings the analyses (lineage, delivery "
+        "checks) up to date after a batch at most this often; `--until-idle` once at the end.",
+    )
     metrics_port: int = Field(
         default=9308, description="Port of /metrics while `fueltrace ingest` runs (0 = off)."
     )

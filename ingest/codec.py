@@ -11,6 +11,7 @@ carrying its own bytes, the rest of a batch still decodes.
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,8 @@ from schemas.registry import SchemaRegistry, SchemaVersion, make_version
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONTAINER_MAGIC = b"Obj\x01"
-_DECODE_ERRORS = (EOFError, ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError)
+_DECODE_ERRORS = (EOFError, ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError,
+                  zlib.error, OSError)  # fmt: skip
 
 
 @dataclass
@@ -48,11 +50,17 @@ class Decoded:
     # writer schema, so a record rejected later is dead-lettered as its own bytes.
     raw: list[memoryview] = field(default_factory=list)
     framing: bytes = b""
+    # A container written with a schema no registry knows: its records are dead-lettered
+    # re-encoded under this (current) version, so they stay readable on their own.
+    reencode: SchemaVersion | None = None
 
     def record_bytes(self, position: int, message: bytes) -> bytes:
         """The original bytes of ``records[position]``, self-describing."""
         if not self.container:
             return message
+        if self.reencode is not None:
+            record = {k: v for k, v in self.records[position].items() if not k.startswith("src_")}
+            return encode_single(self.reencode, record)
         return self.framing + bytes(self.raw[position])
 
 
@@ -139,6 +147,7 @@ def _decode_container(value: bytes, record_type: str, registry: SchemaRegistry) 
         blocks = fastavro.block_reader(io.BytesIO(value))
         embedded: dict[str, Any] = blocks.writer_schema  # type: ignore[assignment]
         writer = registry.by_fingerprint(make_version(embedded).fingerprint)
+        registered = writer is not None
         if writer is None:  # a container carries its schema: an unregistered one still reads
             writer = make_version(embedded)
     except RecordRejected:
@@ -173,4 +182,6 @@ def _decode_container(value: bytes, record_type: str, registry: SchemaRegistry) 
             Reject(index, "malformed_avro", f"corrupt block at record {index}: {exc}", value)
         )
     decoded.framing = framing
+    if not registered:
+        decoded.reencode = reader
     return decoded

@@ -114,5 +114,6 @@ def convert_record(value: Any, schema: dict[str, Any], path: str = "") -> dict[s
         out[name] = convert(value[name], f["type"], where)
     unknown = sorted(set(value) - {f["name"] for f in schema["fields"]})
     if unknown:
-        raise _fail(unknown[0], f"is not a field of {schema['name']}")
+        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise _fail(where, f"is not a field of {schema['name']}")
     return out

@@ -33,6 +33,8 @@ REASONS: dict[str, str] = {
     "unknown_city": "city is not one of the 14 prefecture-level cities of Liaoning",
     "capacity_not_positive": "a tank's capacity_l is not > 0",
     "licence_dates_reversed": "a licence's valid_until is before its valid_from",
+    "duplicate_id": "a facility lists the same tank_id or nozzle_id twice",
+    "unknown_tank": "a facility's nozzle draws from a tank_id not among its tanks",
     "missing_key": "the field that keys the record (station_id, dispatch_id, …) is empty",
 }
 

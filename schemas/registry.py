@@ -73,8 +73,10 @@ def make_version(schema: dict[str, Any]) -> SchemaVersion:
     record_type = _TYPE_BY_FULLNAME.get(fullname)
     if record_type is None:
         raise TerminalError(f"schema {fullname!r} is not a fueltrace record type")
-    writer = parse_schema(copy.deepcopy(schema), named_schemas={})
-    plain = parse_schema(strip_logical_types(copy.deepcopy(schema)), named_schemas={})
+    writer: dict[str, Any] = parse_schema(copy.deepcopy(schema), named_schemas={})  # type: ignore[assignment]
+    plain: dict[str, Any] = parse_schema(  # type: ignore[assignment]
+        strip_logical_types(copy.deepcopy(schema)), named_schemas={}
+    )
     canonical = to_parsing_canonical_form(writer)
     fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
     return SchemaVersion(record_type, fp, schema, writer, plain)

@@ -68,8 +68,9 @@ def _load_records(
     con: duckdb.DuckDBPyConnection, record_type: str, frame: pl.DataFrame, result: LoadResult
 ) -> None:
     spec = SPECS[record_type]
-    content = list(frame_schema(record_type))
-    columns = [*content, *SOURCE_COLUMNS]
+    content = list(frame_schema(record_type))  # compared to tell duplicates from conflicts
+    derived = [c for c in frame.columns if c not in content and c not in SOURCE_COLUMNS]
+    columns = [*content, *derived, *SOURCE_COLUMNS]
     table = spec.table
     key_join = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.natural_key)
     key_text = "concat_ws('|', " + ", ".join(f"s.{_q(k)}::VARCHAR" for k in spec.natural_key) + ")"
@@ -176,14 +177,15 @@ def load_batch(
             )
             con.unregister("dead_in")
             result.dead_letters.update(batch.dead_letters["reason"].to_list())
-        con.executemany(
-            'INSERT INTO ingest_offset (topic, "partition", next_offset, load_id, topic_id) '
-            'VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, "partition") DO UPDATE SET '
-            "next_offset = excluded.next_offset, load_id = excluded.load_id, "
-            "topic_id = excluded.topic_id",
-            [[t, p, o, result.load_id, batch.topic_ids.get(t)]
-             for (t, p), o in sorted(batch.offsets.items())],
-        )  # fmt: skip
+        if batch.offsets:
+            con.executemany(
+                'INSERT INTO ingest_offset (topic, "partition", next_offset, load_id, topic_id) '
+                'VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, "partition") DO UPDATE SET '
+                "next_offset = excluded.next_offset, load_id = excluded.load_id, "
+                "topic_id = excluded.topic_id",
+                [[t, p, o, result.load_id, batch.topic_ids.get(t)]
+                 for (t, p), o in sorted(batch.offsets.items())],
+            )  # fmt: skip
         con.execute(
             "INSERT INTO ingest_load VALUES (?, now(), ?, ?, ?, ?, ?, ?)",
             [

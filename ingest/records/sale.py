@@ -21,7 +21,8 @@ def rules(settings: Settings, now: pl.Expr) -> list[Rule]:
         Rule(
             "totalizer_mismatch",
             "totalizer_end_l",
-            (counted - pl.col("volume_l")).abs() > settings.totalizer_tolerance_l,
+            # + 1e-6: the readings are decimals; their binary difference may exceed 0.02 by 4e-12
+            (counted - pl.col("volume_l")).abs() > settings.totalizer_tolerance_l + 1e-6,
             fmt(
                 "totalizer_end_l − totalizer_start_l = {} L but volume_l = {} L "
                 f"(tolerance {settings.totalizer_tolerance_l} L)",

@@ -49,7 +49,8 @@ def test_push_then_ingest_loads_exact_row_counts(
     sales = [sale_factory(station_id=f"LN-SY-{i % 3:04d}") for i in range(120)]
     facilities = [facility_factory(facility_id=f"LN-SY-{i:04d}") for i in range(3)]
     assert settings.bootstrap
-    pushed = push_file(settings, settings.bootstrap, "sale", write_jsonl(tmp_path / "s.jsonl", sales))
+    path = write_jsonl(tmp_path / "s.jsonl", sales)
+    pushed = push_file(settings, settings.bootstrap, "sale", path)
     assert (pushed.sent, pushed.errors) == (120, [])
     push_file(settings, settings.bootstrap, "facility",
               write_jsonl(tmp_path / "f.jsonl", facilities))  # fmt: skip
