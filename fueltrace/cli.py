@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "push": "Send a JSON-lines file of one record type to Kafka.",
     "ingest": "Consume the record topics into the warehouse.",
     "dead-letters": "List dead-lettered messages and records recorded in the warehouse.",
+    "trace": "Trace a sale back to its depot batches, a batch forward, or a delivery.",
+    "recall": "Recall report for a batch: tanks to seal, stations, sales (CSV or JSON).",
     "settings": "Print every setting, its value and what it is for.",
 }
 
@@ -77,6 +80,7 @@ def cmd_push(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from fueltrace.analyses import run_analyses
     from ingest.consumer import open_ingest
     from ingest.kafka_client import resolve_bootstrap
     from ingest.topics import ensure_topics
@@ -91,9 +95,21 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         start_http_server(settings.metrics_port)
         print(f"metrics at http://127.0.0.1:{settings.metrics_port}/metrics", flush=True)
     ingest = open_ingest(settings, bootstrap)
+    last_analysis = time.monotonic()
+
+    def analyse_now_and_then(_: object) -> None:
+        nonlocal last_analysis
+        if time.monotonic() - last_analysis >= settings.analysis_interval_s:
+            run_analyses(ingest.con, settings)
+            last_analysis = time.monotonic()
+
     try:
-        summary = ingest.run(until_idle=args.until_idle, should_stop=stop.is_set)
+        summary = ingest.run(until_idle=args.until_idle, should_stop=stop.is_set,
+                             on_batch=None if args.until_idle else analyse_now_and_then)
+        result = run_analyses(ingest.con, settings)
         print_summary(ingest.con, summary)
+        print(f"traceability: {result.tanks} tanks' lineage recomputed, "
+              f"{result.deliveries} deliveries checked")
     finally:
         ingest.close()
     return 0
@@ -113,6 +129,50 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
                 where += f" record {row['record_index']}"
             print(f"{where}\t{row['reason']}\t{row['field'] or '-'}\t{row['detail']}")
     return 0
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def cmd_trace(settings: Settings, args: argparse.Namespace) -> int:
+    from warehouse import trace
+    from warehouse.connection import connect
+
+    con = connect(settings.db, read_only=True)
+    if args.what == "sale":
+        result = trace.trace_sale(con, args.station_id, args.txn_id)
+    elif args.what == "batch":
+        result = trace.trace_batch(con, args.batch_id)
+    else:
+        result = trace.trace_delivery(con, args.delivery_id)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        print(render_trace(args.what, result))
+    return 0
+
+
+def cmd_recall(settings: Settings, args: argparse.Namespace) -> int:
+    from warehouse import trace
+    from warehouse.connection import connect
+    from warehouse.reports import recall_csv
+
+    report = trace.recall_report(connect(settings.db, read_only=True), args.batch_id)
+    text = (json.dumps(report, ensure_ascii=False, indent=2, default=str)
+            if args.format == "json" else recall_csv(report, sales=args.sales))  # fmt: skip
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"recall report for {args.batch_id} written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def render_trace(what: str, result: dict[str, Any]) -> str:
+    from warehouse.reports import render_batch, render_delivery, render_sale
+
+    return {"sale": render_sale, "batch": render_batch, "delivery": render_delivery}[what](result)
 
 
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,6 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="only this reason")
     p.add_argument("--limit", type=int, default=100, help="at most this many (100)")
     p.add_argument("--json", action="store_true", help="JSON lines")
+    p = sub.add_parser("trace", help=COMMANDS["trace"], description=COMMANDS["trace"])
+    what = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    q = what.add_parser("sale", help="backward: the batches a sale's litres came from")
+    q.add_argument("station_id")
+    q.add_argument("txn_id")
+    q.add_argument("--json", action="store_true", help="JSON instead of a table")
+    q = what.add_parser("batch", help="forward: every tank and sale holding part of a batch")
+    q.add_argument("batch_id")
+    q.add_argument("--json", action="store_true", help="JSON instead of a table")
+    q = what.add_parser("delivery", help="a delivery, its batch and its checks")
+    q.add_argument("delivery_id")
+    q.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p = sub.add_parser("recall", help=COMMANDS["recall"], description=COMMANDS["recall"])
+    p.add_argument("batch_id")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default)")
+    p.add_argument("--sales", action="store_true", help="CSV: one row per sale, not per tank")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
     sub.add_parser("settings", help=COMMANDS["settings"], description=COMMANDS["settings"])
     return parser
 
@@ -170,6 +247,8 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "ingest": cmd_ingest,
     "dead-letters": cmd_dead_letters,
     "settings": cmd_settings,
+    "trace": cmd_trace,
+    "recall": cmd_recall,
 }
 
 

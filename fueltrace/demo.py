@@ -91,8 +91,38 @@ def _push_trouble(settings: Settings, bootstrap: str, directory: Path, started: 
          started)  # fmt: skip
 
 
+def _show_traces(con: Any, directory: Path) -> None:
+    """One sale traced back, and a recall of the batch that reached most stations."""
+    from warehouse import trace
+    from warehouse.reports import recall_csv, render_batch, render_sale
+
+    batch = con.execute(
+        "SELECT batch_id FROM delivery_batch WHERE batch_id NOT LIKE 'UNTRACED:%' "
+        "GROUP BY batch_id ORDER BY count(DISTINCT station_id) DESC, batch_id LIMIT 1"
+    ).fetchall()
+    if not batch:
+        return
+    batch_id = batch[0][0]
+    sale = con.execute(
+        "SELECT s.station_id, s.txn_id FROM sale_std s JOIN tank_segment seg "
+        "ON seg.station_id = s.station_id AND seg.tank_id = s.tank_id "
+        "AND seg.valid_from <= s.at AND (seg.valid_to IS NULL OR s.at < seg.valid_to) "
+        "WHERE seg.batch_id = ? AND seg.share < 0.999 ORDER BY s.at DESC LIMIT 1", [batch_id]
+    ).fetchall()
+    print()
+    if sale:
+        print(render_sale(trace.trace_sale(con, *sale[0])))
+        print()
+    report = trace.recall_report(con, batch_id)
+    print(render_batch(report))
+    (directory / "recall.csv").write_text(recall_csv(report), encoding="utf-8")
+    (directory / "recall.json").write_text(json.dumps(report, ensure_ascii=False, indent=2,
+                                                      default=str), encoding="utf-8")  # fmt: skip
+
+
 def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: float = 2.0,
              seed: int = 7) -> int:  # fmt: skip
+    from fueltrace.analyses import run_analyses
     from ingest.consumer import Ingest
     from warehouse.connection import connect
     from warehouse.queries import print_summary
@@ -127,8 +157,12 @@ def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: f
                  f"{sum(summary.loaded.values()):>6} loaded", started)  # fmt: skip
 
         summary = ingest.run(until_idle=True, on_batch=progress)
+        result = run_analyses(ingest.con, settings)
+        _say(f"traceability: lineage of {result.tanks} tanks, {result.segments} segments, "
+             f"{result.deliveries} deliveries checked", started)  # fmt: skip
         print()
         print_summary(ingest.con, summary)
+        _show_traces(ingest.con, directory)
         ingest.con.close()
     _say("done", started)
     print(f"""
@@ -136,5 +170,7 @@ Where to look
   warehouse     {db}   (DuckDB: duckdb {db} "SELECT * FROM sale LIMIT 5")
   dead letters  FUELTRACE_DB={db} fueltrace dead-letters
   JSON lines    {directory}/   (push them again: fueltrace push --type sale {directory}/sale.jsonl)
+  trace         FUELTRACE_DB={db} fueltrace trace batch BATCH_ID   (or: trace sale STATION TXN)
+  recall        {directory}/recall.csv and recall.json
   a broker to keep: fueltrace broker   (then push, and `fueltrace ingest` serves /metrics)""")
     return 0

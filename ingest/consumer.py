@@ -39,6 +39,7 @@ from ingest.kafka_client import kafka_errors, topic_id
 from ingest.kafka_client import producer as make_producer
 from ingest.topics import dead_letter_topic, record_topics
 from ingest.validate import validate
+from processors.normalize import normalize
 from schemas import SchemaRegistry, default_registry
 from warehouse.load import DEAD_LETTER_SCHEMA, Batch, LoadResult, load_batch, stored_offsets
 
@@ -188,7 +189,7 @@ class Ingest:
         topic_of = {t: topic for topic, t in self.topics.items()}
         for record_type, rows in pending.rows.items():
             valid, bad = validate(record_type, to_frame(record_type, rows), self.settings, now)
-            frames[record_type] = valid
+            frames[record_type] = normalize(record_type, valid)
             topic = topic_of[record_type]
             for p, o, i, reason, fld, detail in bad.select(
                 "src_partition", "src_offset", "src_index", "reason", "field", "detail"

@@ -1,0 +1,172 @@
+"""Each declared delivery against the rise the automatic tank gauge (ATG) saw.
+
+Pure Polars, no I/O. For a delivery into a tank, the gauge brackets the unloading with the
+last reading at or before ``started_at`` and the first at or after ``ended_at``; what came in
+is what the level rose by plus what the dispensers drew from that tank meanwhile::
+
+    gauge_rise_20_l       = after − before + Σ sales with before.read_at < at ≤ after.read_at
+    gauge_difference_20_l = declared volume_20_l − gauge_rise_20_l
+
+Units: litres at 20 °C throughout (tank readings and sales already standardised by the
+lineage job, ``reading_std`` / ``sale_std``), times UTC.
+
+Settings used (:class:`fueltrace.settings.Settings`):
+
+- ``gauge_window_min`` (minutes): how far before ``started_at`` / after ``ended_at`` a
+  bracketing reading may lie; none within it → ``no_readings``;
+- ``gauge_rise_tolerance_pct`` (%, of the declared volume at 20 °C) and ``gauge_rise_min_l``
+  (litres): ``mismatch`` when ``|difference| > max(pct % × declared, min_l)``.
+
+Vectorised throughout: the brackets are two ``join_asof`` lookups per (station, tank), and the
+sales between them the difference of two as-of lookups into the per-tank cumulative sum of
+sales, so millions of readings and sales cost a sort each, and every delivery is computed on
+its own (deliveries into one tank with overlapping windows do not interfere).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+
+from fueltrace.settings import Settings
+
+__all__ = ["GAUGE_SCHEMA", "gauge_rise"]
+
+#: Columns of the result, one row per delivery.
+GAUGE_SCHEMA: dict[str, pl.DataType] = {
+    "delivery_id": pl.String(),
+    "gauge_before_at": pl.Datetime("us", "UTC"),
+    "gauge_after_at": pl.Datetime("us", "UTC"),
+    "gauge_rise_20_l": pl.Float64(),
+    "gauge_difference_20_l": pl.Float64(),
+    "gauge_status": pl.String(),
+}
+
+_UTC_US = pl.Datetime("us", "UTC")
+_TANK = ["station_id", "tank_id"]
+
+
+def _utc(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """``column`` as Datetime(us, UTC); a naive column is taken to be UTC already."""
+    dtype = frame.schema[column]
+    col = pl.col(column)
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
+        col = col.dt.replace_time_zone("UTC")
+    elif isinstance(dtype, pl.Datetime):
+        col = col.dt.convert_time_zone("UTC")
+    return col.cast(_UTC_US)
+
+
+def _tank_keys(frame: pl.DataFrame) -> list[pl.Expr]:
+    return [pl.col(name).cast(pl.String) for name in _TANK]
+
+
+def _cumulative_sales(sales: pl.DataFrame) -> pl.DataFrame:
+    """Per tank and instant, litres sold up to and including it (station, tank, at, cum_l)."""
+    return (
+        sales.select(*_tank_keys(sales), _utc(sales, "at"), pl.col("volume_20_l").cast(pl.Float64))
+        .group_by(*_TANK, "at")
+        .agg(pl.col("volume_20_l").sum())  # one row per instant: as-of ties are unambiguous
+        .sort("at")  # sorted by time, a per-tank window sums each tank in time order
+        .select(*_TANK, "at", cum_l=pl.col("volume_20_l").cum_sum().over(_TANK))
+    )
+
+
+def _sold_up_to(left: pl.DataFrame, cumulative: pl.DataFrame, at: str, name: str) -> pl.DataFrame:
+    """``left`` with ``name``: the tank's cumulative sales at the instant in column ``at``."""
+    looked_up = (
+        left.sort(at)
+        .join_asof(
+            cumulative.rename({"at": at}),
+            on=at,
+            by=_TANK,
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .rename({"cum_l": name})
+    )
+    return looked_up.with_columns(pl.col(name).fill_null(0.0))
+
+
+def gauge_rise(
+    delivery: pl.DataFrame, readings: pl.DataFrame, sales: pl.DataFrame, settings: Settings
+) -> pl.DataFrame:
+    """The gauge's view of every delivery: one row per delivery, in input order.
+
+    ``delivery``: ``delivery_id``, ``station_id``, ``tank_id``, ``started_at``, ``ended_at``,
+    ``volume_20_l`` (declared litres at 20 °C; where null, ``volume_l`` if the frame has it).
+    ``readings``: ``station_id``, ``tank_id``, ``read_at``, ``volume_20_l`` (tank contents, L at
+    20 °C). ``sales``: ``station_id``, ``tank_id``, ``at`` (when the litres left the tank),
+    ``volume_20_l``. Timestamps any Datetime unit, UTC (naive taken as UTC).
+
+    Columns :data:`GAUGE_SCHEMA`: the instants of the two bracketing readings, the rise and
+    ``declared − rise`` in litres at 20 °C, and ``gauge_status``: ``no_readings`` (a bracket
+    missing within ``gauge_window_min``; rise and difference null), ``mismatch`` (|difference|
+    above ``max(gauge_rise_tolerance_pct % × declared, gauge_rise_min_l)``, or no declared
+    volume to compare) or ``ok``.
+    """
+    window = timedelta(minutes=settings.gauge_window_min)
+    declared = pl.col("volume_20_l").cast(pl.Float64)
+    if "volume_l" in delivery.columns:
+        declared = pl.coalesce(declared, pl.col("volume_l").cast(pl.Float64))
+    left = delivery.with_row_index("_row").select(
+        "_row",
+        pl.col("delivery_id").cast(pl.String),
+        *_tank_keys(delivery),
+        _utc(delivery, "started_at").alias("_start"),
+        _utc(delivery, "ended_at").alias("_end"),
+        declared.alias("_declared"),
+    )
+    gauge = readings.select(
+        *_tank_keys(readings),
+        _utc(readings, "read_at"),
+        pl.col("volume_20_l").cast(pl.Float64),
+    ).sort("read_at")
+    before = gauge.rename({"read_at": "_start", "volume_20_l": "_before_l"}).with_columns(
+        gauge_before_at=pl.col("_start")
+    )
+    after = gauge.rename({"read_at": "_end", "volume_20_l": "_after_l"}).with_columns(
+        gauge_after_at=pl.col("_end")
+    )
+    asof = {"by": _TANK, "tolerance": window, "check_sortedness": False}
+    bracketed = (
+        left.sort("_start")
+        .join_asof(before, on="_start", strategy="backward", **asof)  # type: ignore[arg-type]
+        .sort("_end")
+        .join_asof(after, on="_end", strategy="forward", **asof)  # type: ignore[arg-type]
+    )
+
+    # Sales strictly after the first bracket and up to the second: S(after) − S(before),
+    # looked up only where both brackets exist (as-of keys must not be null).
+    complete = bracketed.filter(
+        pl.col("gauge_before_at").is_not_null() & pl.col("gauge_after_at").is_not_null()
+    ).select("_row", *_TANK, "gauge_before_at", "gauge_after_at")
+    cumulative = _cumulative_sales(sales)
+    sold = _sold_up_to(complete, cumulative, "gauge_before_at", "_sold_before")
+    sold = _sold_up_to(sold, cumulative, "gauge_after_at", "_sold_after").select(
+        "_row", _sold=pl.col("_sold_after") - pl.col("_sold_before")
+    )
+
+    rise = pl.col("_after_l") - pl.col("_before_l") + pl.col("_sold")
+    difference = pl.col("_declared") - pl.col("gauge_rise_20_l")
+    allowed = pl.max_horizontal(
+        settings.gauge_rise_tolerance_pct / 100.0 * pl.col("_declared").abs(),
+        pl.lit(settings.gauge_rise_min_l),
+    )
+    status = (
+        pl.when(pl.col("gauge_rise_20_l").is_null())
+        .then(pl.lit("no_readings"))
+        .when(pl.col("gauge_difference_20_l").abs() <= allowed)
+        .then(pl.lit("ok"))
+        .otherwise(pl.lit("mismatch"))
+    )
+    return (
+        bracketed.join(sold, on="_row", how="left")
+        .with_columns(gauge_rise_20_l=pl.when(pl.col("_sold").is_not_null()).then(rise))
+        .with_columns(gauge_difference_20_l=difference)
+        .with_columns(gauge_status=status)
+        .sort("_row")
+        .select(list(GAUGE_SCHEMA))
+        .cast(GAUGE_SCHEMA)  # type: ignore[arg-type]
+    )
