@@ -20,7 +20,7 @@ import fastavro
 from fastavro import schemaless_reader, schemaless_writer
 
 from fueltrace.errors import RecordRejected
-from schemas.registry import SchemaRegistry, SchemaVersion, make_version
+from schemas.registry import SchemaRegistry, SchemaVersion
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONTAINER_MAGIC = b"Obj\x01"
@@ -41,27 +41,36 @@ class Reject:
 
 @dataclass
 class Decoded:
-    """What one message holds: records read as the current schema, and rejects."""
+    """What one message holds: records read as the current schema, and rejects.
+
+    Every record carries ``src_index``, its position in the message.
+    """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     container: bool = False
-    # For a container: each record's Avro datum, and the single-object header of its
-    # writer schema, so a record rejected later is dead-lettered as its own bytes.
-    raw: list[memoryview] = field(default_factory=list)
+    message: bytes = b""
+    # For a container: each record's own Avro datum by index, found on demand (only a
+    # record rejected later needs it), and the single-object header of its writer.
+    raw: dict[int, bytes] | None = None
     framing: bytes = b""
     # A container written with a schema no registry knows: its records are dead-lettered
     # re-encoded under this (current) version, so they stay readable on their own.
     reencode: SchemaVersion | None = None
+    context: tuple[str, SchemaRegistry] | None = None  # (record type, registry) for raw
 
-    def record_bytes(self, position: int, message: bytes) -> bytes:
-        """The original bytes of ``records[position]``, self-describing."""
+    def record_bytes(self, index: int) -> bytes:
+        """The original bytes of the record at ``index``, self-describing."""
         if not self.container:
-            return message
+            return self.message
         if self.reencode is not None:
-            record = {k: v for k, v in self.records[position].items() if not k.startswith("src_")}
-            return encode_single(self.reencode, record)
-        return self.framing + bytes(self.raw[position])
+            (record,) = [r for r in self.records if r["src_index"] == index]
+            return encode_single(self.reencode, {k: v for k, v in record.items()
+                                                 if not k.startswith("src_")})  # fmt: skip
+        if self.raw is None:
+            assert self.context is not None
+            self.raw = _decode_container_slowly(self.message, *self.context).raw or {}
+        return self.framing + self.raw[index]
 
 
 def encode_single(version: SchemaVersion, record: dict[str, Any]) -> bytes:
@@ -90,12 +99,16 @@ def decode_message(value: bytes | None, record_type: str, registry: SchemaRegist
     if not value:
         raise RecordRejected("malformed_message", "empty message value")
     if value[:2] == SINGLE_OBJECT_MAGIC:
-        record = _decode_single(value, record_type, registry)
+        record = decode_single(value, record_type, registry)
         record["src_index"] = 0
-        return Decoded(records=[record])
+        return Decoded(records=[record], message=value)
     if value[:4] == CONTAINER_MAGIC:
         return _decode_container(value, record_type, registry)
-    raise RecordRejected(
+    raise _not_avro(value)
+
+
+def _not_avro(value: bytes) -> RecordRejected:
+    return RecordRejected(
         "malformed_message",
         f"starts with {value[:4].hex()}; expected c301 (single object) or 4f626a01 (container)",
     )
@@ -119,7 +132,8 @@ def _read(data: io.BytesIO, writer: SchemaVersion, reader: SchemaVersion) -> dic
         raise RecordRejected("incompatible_schema", str(exc)) from None
 
 
-def _decode_single(value: bytes, record_type: str, registry: SchemaRegistry) -> dict[str, Any]:
+def decode_single(value: bytes, record_type: str, registry: SchemaRegistry) -> dict[str, Any]:
+    """One single-object message → its record (the hot path: no wrapper objects)."""
     if len(value) < 10:
         raise RecordRejected("malformed_message", f"{len(value)} bytes: too short for a header")
     fp = value[2:10]
@@ -142,46 +156,85 @@ def _decode_single(value: bytes, record_type: str, registry: SchemaRegistry) -> 
     return record
 
 
-def _decode_container(value: bytes, record_type: str, registry: SchemaRegistry) -> Decoded:
+_METADATA = fastavro.parse_schema({"type": "map", "values": "bytes"})
+
+
+def _container_header(
+    value: bytes, registry: SchemaRegistry
+) -> tuple[dict[str, bytes], int, SchemaVersion, bool]:
+    """(metadata, where the sync marker starts, writer version, registered?)"""
     try:
-        blocks = fastavro.block_reader(io.BytesIO(value))
-        embedded: dict[str, Any] = blocks.writer_schema  # type: ignore[assignment]
-        writer = registry.by_fingerprint(make_version(embedded).fingerprint)
-        registered = writer is not None
-        if writer is None:  # a container carries its schema: an unregistered one still reads
-            writer = make_version(embedded)
+        data = io.BytesIO(value)
+        data.seek(4)
+        metadata: dict[str, bytes] = schemaless_reader(data, _METADATA)  # type: ignore[assignment]
+        writer, registered = registry.for_container(metadata["avro.schema"])
     except RecordRejected:
         raise
-    except Exception as exc:  # fastavro raises many kinds on a bad header
+    except Exception as exc:  # fastavro and json raise many kinds on a bad header
         raise RecordRejected("malformed_message", f"bad container header: {exc}") from None
+    return metadata, data.tell(), writer, registered
+
+
+def _decode_container(value: bytes, record_type: str, registry: SchemaRegistry) -> Decoded:
+    """Fast path: the whole container in fastavro's C loop, with the embedded schema
+    swapped for its logical-type-free twin (same bytes on the wire, ints out). Any
+    trouble → the record-by-record path, which isolates what is bad."""
+    metadata, body, writer, registered = _container_header(value, registry)
     _check_type(writer, record_type)
     reader = registry.current(record_type)
-    decoded = Decoded(container=True)
+    header = io.BytesIO()
+    header.write(CONTAINER_MAGIC)
+    fastavro.schemaless_writer(header, _METADATA, {**metadata, "avro.schema": writer.plain_json})
+    try:
+        records: list[dict[str, Any]] = list(
+            fastavro.reader(io.BytesIO(header.getvalue() + value[body:]),  # type: ignore[arg-type]
+                            reader_schema=None if writer is reader else reader.plain)
+        )  # fmt: skip
+    except Exception:
+        return _decode_container_slowly(value, record_type, registry)
+    for index, record in enumerate(records):
+        record["src_index"] = index
+    return Decoded(records=records, container=True, message=value,
+                   framing=SINGLE_OBJECT_MAGIC + writer.fingerprint,
+                   reencode=None if registered else reader,
+                   context=(record_type, registry))  # fmt: skip
+
+
+def _decode_container_slowly(
+    value: bytes, record_type: str, registry: SchemaRegistry
+) -> Decoded:
+    """Record by record, keeping each record's bytes; a bad record or block is a reject."""
+    _, _, writer, registered = _container_header(value, registry)
+    _check_type(writer, record_type)
+    try:
+        blocks = fastavro.block_reader(io.BytesIO(value))
+    except Exception as exc:
+        raise RecordRejected("malformed_message", f"bad container header: {exc}") from None
+    reader = registry.current(record_type)
     framing = SINGLE_OBJECT_MAGIC + writer.fingerprint
+    decoded = Decoded(container=True, message=value, raw={}, framing=framing,
+                      reencode=None if registered else reader)  # fmt: skip
+    assert decoded.raw is not None
     index = 0
     try:
         for block in blocks:
             data: io.BytesIO = block.bytes_  # type: ignore[attr-defined]
-            buffer = data.getbuffer()
+            buffer = data.getvalue()
             for _ in range(block.num_records):
                 start = data.tell()
                 try:
                     record = _read(data, writer, reader)
                 except RecordRejected as exc:
-                    raw = framing + bytes(buffer[start : data.tell()])
+                    raw = framing + buffer[start : data.tell()]
                     decoded.rejects.append(Reject(index, exc.reason, exc.detail, raw))
                 else:
                     record["src_index"] = index
                     decoded.records.append(record)
-                    decoded.raw.append(buffer[start : data.tell()])
+                    decoded.raw[index] = buffer[start : data.tell()]
                 index += 1
-            del buffer
     except _DECODE_ERRORS as exc:
         # A corrupt block: what decoded before it stands, the rest cannot be located.
         decoded.rejects.append(
             Reject(index, "malformed_avro", f"corrupt block at record {index}: {exc}", value)
         )
-    decoded.framing = framing
-    if not registered:
-        decoded.reencode = reader
     return decoded

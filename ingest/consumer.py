@@ -1,25 +1,30 @@
 """The ingest: a consumer group reading every record topic in micro-batches.
 
 One micro-batch: poll until ``batch_max_records`` or ``batch_max_ms`` → decode each
-message (single object or container) → build one Polars frame per record type →
-validate → dead-letter what fails (produced and acknowledged) → load the valid
-rows, the dead-letter facts and the next offsets in ONE warehouse transaction.
+message (``ingest.micro_batch``) → one validated Polars frame per record type →
+dead-letter what fails (produced and acknowledged) → load the valid rows, the
+dead-letter facts and the next offsets in ONE warehouse transaction.
 
-On every partition assignment the consumer seeks to the offsets stored in the
-warehouse (or the beginning), so a crash anywhere neither loses nor duplicates a
-row. Kafka's own group offsets are committed afterwards, for tooling only.
+Loading runs in a background thread while the next batch is polled and decoded
+(DuckDB and Polars release the GIL); batches still commit strictly in order, and the
+Kafka client is only touched from the polling thread.
+
+On every partition assignment the consumer waits for the load in flight, then seeks
+to the offsets stored in the warehouse (or the beginning), so a crash anywhere
+neither loses nor duplicates a row. Kafka's own group offsets are committed
+afterwards, for tooling only.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import polars as pl
@@ -28,18 +33,14 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from fueltrace import metrics
-from fueltrace.errors import BrokerUnavailable, RecordRejected
+from fueltrace.errors import BrokerUnavailable
 from fueltrace.settings import Settings
 from ingest import dead_letters
-from ingest.codec import Decoded, decode_message
-from ingest.dead_letters import DeadLetter
-from ingest.frames import to_frame
 from ingest.kafka_client import consumer as make_consumer
 from ingest.kafka_client import kafka_errors, topic_id
 from ingest.kafka_client import producer as make_producer
+from ingest.micro_batch import MicroBatch
 from ingest.topics import dead_letter_topic, record_topics
-from ingest.validate import validate
-from processors.normalize import normalize
 from schemas import SchemaRegistry, default_registry
 from warehouse.load import DEAD_LETTER_SCHEMA, Batch, LoadResult, load_batch, stored_offsets
 
@@ -75,9 +76,10 @@ class _SeekToWarehouse(ConsumerRebalanceListener):
         self.ingest = ingest
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.ingest.revoked = True  # the pending batch is dropped; it will be re-read
+        self.ingest.revoked = True  # the batch being collected is dropped and re-read
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.ingest.finish_load()  # the warehouse offsets must include the load in flight
         offsets = stored_offsets(self.ingest.con)
         kafka = self.ingest.kafka
         for tp in assigned:
@@ -98,18 +100,10 @@ class _SeekToWarehouse(ConsumerRebalanceListener):
 
 
 @dataclass
-class _Pending:
-    """The micro-batch being collected."""
-
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    messages: dict[tuple[int, int, str], tuple[bytes | None, bytes, Decoded]] = field(
-        default_factory=dict
-    )  # (partition, offset, topic) -> key, value, decoded
-    letters: list[DeadLetter] = field(default_factory=list)
-    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    records: int = 0
-    count: int = 0  # messages taken
-    started: float = 0.0
+class _InFlight:
+    batch: MicroBatch
+    loaded: Batch
+    future: Future[LoadResult]
 
 
 class Ingest:
@@ -134,109 +128,72 @@ class Ingest:
         self.kafka: KafkaConsumer = make_consumer(settings, bootstrap)
         self.producer: KafkaProducer = make_producer(settings, bootstrap)
         self.revoked = False
+        self.summary = IngestSummary()
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fueltrace-load")
+        self._in_flight: _InFlight | None = None
+        self._on_batch: Callable[[IngestSummary], None] | None = None
+        self._per_message = 50.0  # records per message, until measured: a cautious start
         self.kafka.subscribe(list(self.topics), listener=_SeekToWarehouse(self))
 
     def close(self) -> None:
+        self._loader.shutdown(wait=True)
         self.kafka.close(autocommit=False)
         self.producer.close()
 
-    # -- collecting ------------------------------------------------------------
+    # -- loading (background thread) ---------------------------------------------
 
-    def _take(self, pending: _Pending, topic: str, message: Any) -> None:
-        record_type = self.topics[topic]
-        metrics.MESSAGES_CONSUMED.labels(topic).inc()
-        pending.count += 1
-        pending.offsets[(topic, message.partition)] = message.offset + 1
-        value = message.value or b""
-        try:
-            decoded = decode_message(value, record_type, self.registry)
-        except RecordRejected as exc:
-            pending.letters.append(self._letter(topic, message, -1, exc.reason, exc.detail,
-                                                None, value))  # fmt: skip
-            pending.records += 1
-            metrics.RECORDS_CONSUMED.labels(topic).inc()
-            return
-        for reject in decoded.rejects:
-            letter = self._letter(topic, message, reject.index, reject.reason, reject.detail,
-                                  reject.field, reject.raw)  # fmt: skip
-            pending.letters.append(letter)
-        for record in decoded.records:
-            record["src_partition"] = message.partition
-            record["src_offset"] = message.offset
-        pending.rows[record_type].extend(decoded.records)
-        pending.records += len(decoded.records) + len(decoded.rejects)
-        metrics.RECORDS_CONSUMED.labels(topic).inc(len(decoded.records) + len(decoded.rejects))
-        pending.messages[(message.partition, message.offset, topic)] = (
-            message.key, value, decoded,
-        )  # fmt: skip
-
-    def _letter(
-        self, topic: str, message: Any, index: int, reason: str, detail: str,
-        fld: str | None, raw: bytes,
-    ) -> DeadLetter:  # fmt: skip
-        log.warning(
-            "dead letter partition=\"%s[%d]\" offset=%d record_index=%d reason=%s detail=%r",
-            topic, message.partition, message.offset, index, reason, detail,
-        )  # fmt: skip
-        return DeadLetter(topic, message.partition, message.offset, index, self.topics[topic],
-                          reason, fld, detail, message.key, raw)  # fmt: skip
-
-    # -- one batch -------------------------------------------------------------
-
-    def _validate(self, pending: _Pending) -> dict[str, pl.DataFrame]:
-        frames: dict[str, pl.DataFrame] = {}
-        now = self.clock()
-        topic_of = {t: topic for topic, t in self.topics.items()}
-        for record_type, rows in pending.rows.items():
-            valid, bad = validate(record_type, to_frame(record_type, rows), self.settings, now)
-            frames[record_type] = normalize(record_type, valid)
-            topic = topic_of[record_type]
-            for p, o, i, reason, fld, detail in bad.select(
-                "src_partition", "src_offset", "src_index", "reason", "field", "detail"
-            ).iter_rows():
-                key, value, decoded = pending.messages[(p, o, topic)]
-                position = next(n for n, r in enumerate(decoded.records) if r["src_index"] == i)
-                raw = decoded.record_bytes(position, value)
-                letter = DeadLetter(topic, p, o, i, record_type, reason, fld, detail, key, raw)
-                log.warning(
-                    "dead letter partition=\"%s[%d]\" offset=%d record_index=%d reason=%s "
-                    "field=%s detail=%r", topic, p, o, i, reason, fld, detail,
-                )  # fmt: skip
-                pending.letters.append(letter)
-        return frames
-
-    def _flush(self, pending: _Pending, summary: IngestSummary) -> None:
-        frames = self._validate(pending)
-        if pending.letters:
+    def _load(self, batch: MicroBatch, frames: dict[str, pl.DataFrame], loaded: Batch
+              ) -> LoadResult:  # fmt: skip
+        if batch.letters:
             with kafka_errors(self.bootstrap):
-                dead_letters.send(self.producer, self.dlq_topic, pending.letters)
+                dead_letters.send(self.producer, self.dlq_topic, batch.letters)
                 self.producer.flush(timeout=self.settings.broker_timeout_s)
-        letters = pl.DataFrame([x.row() for x in pending.letters], schema=DEAD_LETTER_SCHEMA)
-        topic_ids = {t: topic_id(self.kafka, t) for t, _ in pending.offsets}
-        batch = Batch(frames, letters, pending.offsets, topic_ids, pending.count, pending.records)
-        result = load_batch(
-            self.con, self.settings.db, batch,
-            pause_before_commit_s=self.settings.debug_pause_before_commit_ms / 1000,
-        )  # fmt: skip
-        summary.add(batch, result)
-        self._observe(pending, result)
-        self._commit_to_kafka(pending.offsets)
+        pause_s = self.settings.debug_pause_before_commit_ms / 1000
+        return load_batch(self.con, self.settings.db, loaded, pause_before_commit_s=pause_s)
 
-    def _observe(self, pending: _Pending, result: LoadResult) -> None:
+    def _start_load(self, batch: MicroBatch) -> None:
+        """Validate here (cheap, vectorised), load in the background."""
+        self.finish_load()
+        frames = batch.close(self.settings, self.clock())
+        letters = pl.DataFrame([x.row() for x in batch.letters], schema=DEAD_LETTER_SCHEMA)
+        topic_ids = {t: topic_id(self.kafka, t) for t, _ in batch.offsets}
+        loaded = Batch(frames, letters, dict(batch.offsets), topic_ids, batch.message_count,
+                       batch.record_count)  # fmt: skip
+        future = self._loader.submit(self._load, batch, frames, loaded)
+        self._in_flight = _InFlight(batch, loaded, future)
+
+    def finish_load(self) -> None:
+        """Wait for the load in flight; then publish it (metrics, Kafka commit)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
+        result = in_flight.future.result()  # re-raises a load failure here
+        self.summary.add(in_flight.loaded, result)
+        self._observe(in_flight.batch, result)
+        self._commit_to_kafka(in_flight.batch.offsets)
+        if self._on_batch:
+            self._on_batch(self.summary)
+
+    def _observe(self, batch: MicroBatch, result: LoadResult) -> None:
+        for topic, n in batch.messages.items():
+            metrics.MESSAGES_CONSUMED.labels(topic).inc(n)
+        for topic, n in batch.records.items():
+            metrics.RECORDS_CONSUMED.labels(topic).inc(n)
         for table, n in result.loaded.items():
             metrics.RECORDS_LOADED.labels(table).inc(n)
         for record_type, n in result.duplicates.items():
             metrics.DUPLICATES.labels(record_type).inc(n)
         for record_type, n in result.conflicts.items():
             metrics.KEY_CONFLICTS.labels(record_type).inc(n)
-        for letter in pending.letters:
-            metrics.RECORDS_REJECTED.labels(letter.topic, letter.reason).inc()
-        metrics.BATCH_DURATION.observe(time.monotonic() - pending.started)
-        metrics.BATCH_RECORDS.observe(pending.records)
+        for (topic, reason), n in Counter((x.topic, x.reason) for x in batch.letters).items():
+            metrics.RECORDS_REJECTED.labels(topic, reason).inc(n)
+        metrics.BATCH_DURATION.observe(time.monotonic() - batch.started)
+        metrics.BATCH_RECORDS.observe(batch.record_count)
         metrics.LAST_LOAD.set_to_current_time()
+        self._update_lag()
         log.info(
             "batch loaded load_id=%d records=%d loaded=%d duplicates=%d conflicts=%d "
-            "dead_letters=%d", result.load_id, pending.records, sum(result.loaded.values()),
+            "dead_letters=%d", result.load_id, batch.record_count, sum(result.loaded.values()),
             sum(result.duplicates.values()), sum(result.conflicts.values()),
             sum(result.dead_letters.values()),
         )  # fmt: skip
@@ -249,7 +206,7 @@ class Ingest:
         except KafkaError as exc:
             log.info("kafka offset commit skipped error=%s", exc)
 
-    # -- the loop ----------------------------------------------------------------
+    # -- progress ----------------------------------------------------------------
 
     def caught_up(self) -> bool:
         """This process holds every partition of the record topics and has read each
@@ -308,54 +265,72 @@ class Ingest:
                 "one ingest process — stop the other one"
             )
 
+    # -- the loop ----------------------------------------------------------------
+
+    def _poll_timeout_ms(self, batch: MicroBatch) -> int:
+        """Block no longer than the batch may wait, and only briefly while a load is in
+        flight with nothing new to collect (its commit is what we wait for then)."""
+        if batch.messages:
+            waited_ms = (time.monotonic() - batch.started) * 1000
+            return min(max(int(self.settings.batch_max_ms - waited_ms), 0), 200)
+        return 10 if self._in_flight else 200
+
+    def _poll_size(self, batch: MicroBatch) -> int:
+        """Messages to ask for, so that a batch stops near ``batch_max_records`` even
+        when messages are containers of hundreds of records: estimated from the
+        records per message seen so far in this batch."""
+        remaining = self.settings.batch_max_records - batch.record_count
+        if batch.message_count:
+            self._per_message = batch.record_count / batch.message_count
+        return max(min(int(remaining / max(self._per_message, 1.0)), 500), 1)
+
     def run(
         self, *, until_idle: bool = False, should_stop: Callable[[], bool] = lambda: False,
         on_batch: Callable[[IngestSummary], None] | None = None,
     ) -> IngestSummary:  # fmt: skip
         """Consume and load until stopped (or, with ``until_idle``, until caught up)."""
-        summary = IngestSummary()
         settings = self.settings
-        pending = _Pending(started=time.monotonic())
+        self._on_batch = on_batch
+        batch = MicroBatch(self.topics, self.registry)
         last_data = time.monotonic()
         join_s = settings.broker_timeout_s + settings.session_timeout_ms / 1000
         joined_by = time.monotonic() + join_s
-        while not should_stop():
-            elapsed_ms = (time.monotonic() - pending.started) * 1000
-            wait_ms = max(int(settings.batch_max_ms - elapsed_ms), 0) if pending.count else 200
-            with kafka_errors(self.bootstrap):
-                polled = self.kafka.poll(
-                    timeout_ms=min(wait_ms, 200),
-                    # small polls, so a batch of container messages is cut near its bound
-                    max_records=max(min(settings.batch_max_records - pending.records, 500), 1),
-                )
-            if self.revoked:
-                self.revoked = False
-                pending = _Pending(started=time.monotonic())
-                continue
-            if polled:
-                if not pending.count:
-                    pending.started = time.monotonic()
-                last_data = time.monotonic()
-                for tp, messages in polled.items():
-                    for message in messages:
-                        self._take(pending, tp.topic, message)
-            self._update_lag()
-            full = pending.records >= settings.batch_max_records
-            due = (time.monotonic() - pending.started) * 1000 >= settings.batch_max_ms
-            idle = until_idle and not polled and self.caught_up()
-            if pending.count and (full or due or idle):
-                self._flush(pending, summary)
-                pending = _Pending(started=time.monotonic())
-                if on_batch:
-                    on_batch(summary)
-                continue
-            if until_idle and not polled:
-                if self.caught_up():
-                    break
-                self._check_progress(last_data, joined_by)
-        if pending.count and not self.revoked:  # stopped on request: keep what was read
-            self._flush(pending, summary)
-        return summary
+        try:
+            while not should_stop():
+                with kafka_errors(self.bootstrap):
+                    polled = self.kafka.poll(timeout_ms=self._poll_timeout_ms(batch),
+                                             max_records=self._poll_size(batch))  # fmt: skip
+                if self.revoked:
+                    self.revoked = False
+                    batch = MicroBatch(self.topics, self.registry)
+                    continue
+                if polled:
+                    if not batch.messages:
+                        batch.started = time.monotonic()
+                    last_data = time.monotonic()
+                    for tp, messages in polled.items():
+                        batch.take(tp.topic, tp.partition, messages)
+                    if self._in_flight and self._in_flight.future.done():
+                        self.finish_load()
+                full = batch.record_count >= settings.batch_max_records
+                due = (time.monotonic() - batch.started) * 1000 >= settings.batch_max_ms
+                idle = not polled and until_idle and self.caught_up()
+                if batch.messages and (full or due or idle):
+                    self._start_load(batch)
+                    batch = MicroBatch(self.topics, self.registry)
+                    continue
+                if not polled:
+                    self.finish_load()
+                    self._update_lag()
+                    if until_idle:
+                        if self.caught_up():
+                            break
+                        self._check_progress(last_data, joined_by)
+            if batch.messages and not self.revoked:  # stopped on request: keep what was read
+                self._start_load(batch)
+        finally:
+            self.finish_load()
+        return self.summary
 
 
 def open_ingest(settings: Settings, bootstrap: str, db: Path | None = None) -> Ingest:

@@ -59,6 +59,8 @@ class SchemaVersion:
     schema: dict[str, Any] = field(repr=False)  # as written in the .avsc
     writer: dict[str, Any] = field(repr=False)  # parsed, with logical types (for encoding)
     plain: dict[str, Any] = field(repr=False)  # parsed, logical types stripped (for decoding)
+    plain_json: bytes = field(repr=False, default=b"")  # the same, as JSON text
+
 
     @property
     def fingerprint_hex(self) -> str:
@@ -79,7 +81,8 @@ def make_version(schema: dict[str, Any]) -> SchemaVersion:
     )
     canonical = to_parsing_canonical_form(writer)
     fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-    return SchemaVersion(record_type, fp, schema, writer, plain)
+    plain_json = json.dumps(strip_logical_types(schema), separators=(",", ":")).encode()
+    return SchemaVersion(record_type, fp, schema, writer, plain, plain_json)
 
 
 class SchemaRegistry:
@@ -88,6 +91,7 @@ class SchemaRegistry:
     def __init__(self) -> None:
         self._by_fp: dict[bytes, SchemaVersion] = {}
         self._current: dict[str, SchemaVersion] = {}
+        self._by_text: dict[bytes, tuple[SchemaVersion, bool]] = {}
 
     @classmethod
     def from_directory(cls, directory: Path = SCHEMA_DIR) -> SchemaRegistry:
@@ -117,6 +121,21 @@ class SchemaRegistry:
 
     def by_fingerprint(self, fp: bytes) -> SchemaVersion | None:
         return self._by_fp.get(fp)
+
+    def for_container(self, schema_text: bytes) -> tuple[SchemaVersion, bool]:
+        """The version a container's embedded schema is, and whether it is registered.
+
+        A container carries its writer's schema in full, so an unregistered one can still
+        be read; parsed once per distinct text, not once per message.
+        """
+        found = self._by_text.get(schema_text)
+        if found is None:
+            parsed = make_version(json.loads(schema_text))
+            known = self._by_fp.get(parsed.fingerprint)
+            found = (known, True) if known is not None else (parsed, False)
+            if len(self._by_text) < 1000:  # bounded: a producer could vary the text
+                self._by_text[schema_text] = found
+        return found
 
     def versions(self, record_type: str) -> list[SchemaVersion]:
         return [v for v in self._by_fp.values() if v.record_type == record_type]
