@@ -71,7 +71,7 @@ from kafka import TopicPartition  # noqa: E402
 
 from fueltrace.settings import Settings  # noqa: E402
 from ingest.codec import decode_message, encode_container, encode_single  # noqa: E402
-from ingest.consumer import Ingest, IngestSummary  # noqa: E402
+from ingest.consumer import Ingest  # noqa: E402
 from ingest.embedded_broker import EmbeddedBroker  # noqa: E402
 from ingest.kafka_client import consumer as make_consumer  # noqa: E402
 from ingest.kafka_client import producer as make_producer  # noqa: E402
@@ -576,7 +576,8 @@ class Bench:
                   f"p99 {b['p99']:.3f} s  max {b['max']:.3f} s")  # fmt: skip
             print(
                 f"  load only (dead letters + warehouse transaction, in the background thread "
-                f"while the next batch is polled): p50 {f['p50']:.3f} s  p95 {f['p95']:.3f} s  p99 {f['p99']:.3f} s"
+                f"while the next batch is polled): p50 {f['p50']:.3f} s  "
+                f"p95 {f['p95']:.3f} s  p99 {f['p99']:.3f} s"
             )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         broker_peak = max(p.broker_rss_peak for p in ph.values())

@@ -159,6 +159,12 @@ def decode_single(value: bytes, record_type: str, registry: SchemaRegistry) -> d
 _METADATA = fastavro.parse_schema({"type": "map", "values": "bytes"})
 
 
+def container_writer(value: bytes, registry: SchemaRegistry) -> tuple[SchemaVersion, bool]:
+    """The writer schema of a container message, and whether the registry knows it."""
+    _, _, writer, registered = _container_header(value, registry)
+    return writer, registered
+
+
 def _container_header(
     value: bytes, registry: SchemaRegistry
 ) -> tuple[dict[str, bytes], int, SchemaVersion, bool]:

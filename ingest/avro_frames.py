@@ -1,0 +1,166 @@
+"""Avro straight into Polars frames, in Rust: the fast path of the ingest.
+
+``pl.read_avro`` decodes a container file ~5× faster than fastavro builds dicts, and
+hands back typed columns. Two uses:
+
+* a container message written with the current schema is read as it is;
+* single-object messages of the current schema are read together: their datums are
+  laid end to end in one synthetic container block. Because one bad datum could then
+  shift its neighbours, the frame is accepted only if every record's Avro-encoded size,
+  computed back from the decoded values (:func:`encoded_size`), equals the length of
+  its own message: record *k* consumed exactly message *k*'s bytes, for every *k*.
+
+Anything else — an older or newer writer schema, a nested record type, a size that
+does not add up, a decoding error — returns ``None`` and the caller takes the strict
+record-by-record path, which isolates the bad message.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Any
+
+import polars as pl
+from fastavro import schemaless_writer
+
+from ingest.frames import frame_schema
+from schemas.registry import SchemaVersion
+
+_SYNC = os.urandom(16)
+_CONTAINER_MAGIC = b"Obj\x01"
+_HEADER_SCHEMA: dict[str, Any] = {"type": "map", "values": "bytes"}
+_headers: dict[bytes, bytes] = {}
+
+
+def _varint_size(unsigned: pl.Expr) -> pl.Expr:
+    """Bytes of an Avro varint holding ``unsigned`` (a UInt64 expression)."""
+    size = pl.lit(1, pl.Int64)
+    for k in range(1, 10):
+        size = size + (unsigned >= (1 << (7 * k))).cast(pl.Int64)
+    return size
+
+
+def _long_size(value: pl.Expr) -> pl.Expr:
+    v = value.cast(pl.Int64)
+    # zigzag: 0, -1, 1, -2, … → 0, 1, 2, 3, … (|v| beyond 2^62 overflows: the sizes then
+    # disagree and the strict path decides, which is what such a value deserves)
+    zigzag = pl.when(v >= 0).then(v * 2).otherwise(-v * 2 - 1)
+    return _varint_size(zigzag.cast(pl.UInt64, wrap_numerical=True))
+
+
+def _string_size(value: pl.Expr) -> pl.Expr:
+    n = value.str.len_bytes()
+    return _long_size(n) + n
+
+
+def _size(avro: Any, value: pl.Expr) -> pl.Expr | None:
+    """Encoded size of one value of Avro type ``avro``, or None if not supported here."""
+    if isinstance(avro, list):  # ["null", X]: a branch index (1 byte) + X when not null
+        others = [t for t in avro if t != "null"]
+        if len(avro) != 2 or len(others) != 1:
+            return None
+        inner = _size(others[0], value)
+        if inner is None:
+            return None
+        return pl.when(value.is_null()).then(1).otherwise(1 + inner)
+    if isinstance(avro, dict):
+        logical = avro.get("logicalType")
+        if logical == "timestamp-millis":
+            return _long_size(value.dt.epoch("ms"))
+        if logical == "date":
+            return _long_size(value.dt.epoch("d"))
+        kind = avro["type"]
+        if kind == "enum":
+            index = value.cast(pl.String).replace_strict(
+                {s: i for i, s in enumerate(avro["symbols"])}, return_dtype=pl.Int64
+            )
+            return _long_size(index)
+        if kind == "array" and avro["items"] == "string":
+            count = value.list.len()
+            items = value.list.eval(_string_size(pl.element())).list.sum()
+            return pl.when(count == 0).then(1).otherwise(_long_size(count) + items + 1)
+        if kind in ("string", "long", "int", "double", "float", "boolean"):
+            return _size(kind, value)
+        return None
+    if avro == "string":
+        return _string_size(value)
+    if avro in ("long", "int"):
+        return _long_size(value)
+    return {"double": pl.lit(8), "float": pl.lit(4), "boolean": pl.lit(1)}.get(avro)
+
+
+def encoded_size(schema: dict[str, Any]) -> pl.Expr | None:
+    """Per-row Avro binary size of a record of ``schema`` from its decoded columns."""
+    total: pl.Expr = pl.lit(0, pl.Int64)
+    for f in schema["fields"]:
+        size = _size(f["type"], pl.col(f["name"]))
+        if size is None:
+            return None
+        total = total + size
+    return total
+
+
+def _header(version: SchemaVersion) -> bytes:
+    header = _headers.get(version.fingerprint)
+    if header is None:
+        out = io.BytesIO()
+        out.write(_CONTAINER_MAGIC)
+        schemaless_writer(out, _HEADER_SCHEMA, {
+            "avro.schema": json.dumps(version.schema, separators=(",", ":")).encode(),
+            "avro.codec": b"null",
+        })  # fmt: skip
+        out.write(_SYNC)
+        header = _headers[version.fingerprint] = out.getvalue()
+    return header
+
+
+def _varint(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _typed(record_type: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with exactly the columns and types ``ingest.frames`` builds."""
+    return frame.select([pl.col(c).cast(t) for c, t in frame_schema(record_type).items()])
+
+
+def read_single_objects(version: SchemaVersion, datums: list[bytes]) -> pl.DataFrame | None:
+    """Decode datums of ``version`` (single-object payloads without their 10-byte header)
+    into a typed frame, or None when the strict path must decide."""
+    size = encoded_size(version.schema)
+    if size is None or not datums:
+        return None
+    body = b"".join(datums)
+    container = b"".join((_header(version), _varint(len(datums)), _varint(len(body)), body,
+                          _SYNC))  # fmt: skip
+    try:
+        frame = pl.read_avro(io.BytesIO(container))
+        if frame.height != len(datums):
+            return None
+        sizes = frame.select(size.alias("size"))["size"]
+        if not (sizes == pl.Series([len(d) for d in datums])).all():
+            return None
+        return _typed(version.record_type, frame)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # a decoding error — Polars may even panic on garbage — anywhere:
+        return None  # the strict path finds the culprit
+
+
+def read_container(version: SchemaVersion, value: bytes) -> pl.DataFrame | None:
+    """A container message of the current schema as a typed frame, or None."""
+    if encoded_size(version.schema) is None:  # nested records: the dict path is simpler
+        return None
+    try:
+        return _typed(version.record_type, pl.read_avro(io.BytesIO(value)))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # a Polars panic on a corrupt block included
+        return None
