@@ -248,3 +248,34 @@ def test_dead_letter_reasons_are_counted_in_the_summary(
     produce_raw(settings, record_topic(settings, "sale"), [b"x", b"y", b""])
     summary = run_ingest(settings)
     assert summary.dead_letters == Counter({"malformed_message": 3})
+
+
+def test_schema_evolution_older_writer_newer_reader(
+    settings: Settings, sale_factory: Factory
+) -> None:
+    """Records written with today's schema, read by an ingest whose current schema is a
+    newer version with an added defaulted field: Avro resolution fills the default."""
+    from ingest.codec import decode_message
+    from ingest.consumer import Ingest
+    from schemas import SchemaRegistry
+    from tests.schemas.test_registry import _v2
+    from warehouse.connection import connect
+
+    old = default_registry().current("sale")
+    newer = SchemaRegistry.from_directory()
+    newer.register(_v2("sale"), current=True)
+    assert newer.current("sale").fingerprint != old.fingerprint
+    a, b = datum("sale", sale_factory()), datum("sale", sale_factory())
+    produce_raw(settings, record_topic(settings, "sale"),
+                [encode_single(old, a), encode_container(old, [b])])  # fmt: skip
+    assert settings.bootstrap
+    ingest = Ingest(settings, settings.bootstrap, connect(settings.db), registry=newer)
+    try:
+        summary = ingest.run(until_idle=True)
+    finally:
+        ingest.con.close()
+        ingest.close()
+    assert summary.loaded["sale"] == 2 and not summary.dead_letters
+    assert count(settings, "SELECT count(*) FROM sale") == [(2,)]
+    (record,) = decode_message(encode_single(old, a), "sale", newer).records
+    assert record["vendor_note"] is None and record["txn_id"] == a["txn_id"]
