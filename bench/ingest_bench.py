@@ -360,7 +360,8 @@ class Bench:
         batch_records: list[int] = []
         first: list[float] = []
         last_commit: list[float] = []
-        profiler = cProfile.Profile() if self.args.profile and name.startswith("ingest A") else None
+        phase = os.environ.get("BENCH_PROFILE_PHASE", "ingest A")  # which ingest to profile
+        profiler = cProfile.Profile() if self.args.profile and name.startswith(phase) else None
         with self.phase(name) as p:
             t0 = time.perf_counter()
             ingest = Ingest(settings, bootstrap, connect(settings.db))

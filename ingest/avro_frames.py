@@ -102,6 +102,16 @@ def encoded_size(schema: dict[str, Any]) -> pl.Expr | None:
     return total
 
 
+_sizes: dict[bytes, pl.Expr | None] = {}
+
+
+def size_of(version: SchemaVersion) -> pl.Expr | None:
+    """:func:`encoded_size` of a version, built once (the expression tree is not free)."""
+    if version.fingerprint not in _sizes:
+        _sizes[version.fingerprint] = encoded_size(version.schema)
+    return _sizes[version.fingerprint]
+
+
 def _header(version: SchemaVersion) -> bytes:
     header = _headers.get(version.fingerprint)
     if header is None:
@@ -134,7 +144,7 @@ def _typed(record_type: str, frame: pl.DataFrame) -> pl.DataFrame:
 def read_single_objects(version: SchemaVersion, datums: list[bytes]) -> pl.DataFrame | None:
     """Decode datums of ``version`` (single-object payloads without their 10-byte header)
     into a typed frame, or None when the strict path must decide."""
-    size = encoded_size(version.schema)
+    size = size_of(version)
     if size is None or not datums:
         return None
     body = b"".join(datums)
@@ -156,7 +166,7 @@ def read_single_objects(version: SchemaVersion, datums: list[bytes]) -> pl.DataF
 
 def read_container(version: SchemaVersion, value: bytes) -> pl.DataFrame | None:
     """A container message of the current schema as a typed frame, or None."""
-    if encoded_size(version.schema) is None:  # nested records: the dict path is simpler
+    if size_of(version) is None:  # nested records: the dict path is simpler
         return None
     try:
         return _typed(version.record_type, pl.read_avro(io.BytesIO(value)))

@@ -132,7 +132,9 @@ class Ingest:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fueltrace-load")
         self._in_flight: _InFlight | None = None
         self._on_batch: Callable[[IngestSummary], None] | None = None
-        self._per_message = 50.0  # records per message, until measured: a cautious start
+        # records per message, until measured: as if every message were a full gateway
+        # container, so the first poll cannot overshoot batch_max_records
+        self._per_message = 500.0
         self.kafka.subscribe(list(self.topics), listener=_SeekToWarehouse(self))
 
     def close(self) -> None:

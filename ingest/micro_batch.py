@@ -22,7 +22,7 @@ import polars as pl
 
 from fueltrace.errors import RecordRejected
 from fueltrace.settings import Settings
-from ingest.avro_frames import encoded_size, read_container, read_single_objects
+from ingest.avro_frames import read_container, read_single_objects, size_of
 from ingest.codec import (
     CONTAINER_MAGIC,
     SINGLE_OBJECT_MAGIC,
@@ -77,7 +77,7 @@ class MicroBatch:
     def _fast(self, record_type: str) -> bytes | None:
         """The fingerprint the fast path takes for this type, if it takes any."""
         current = self.registry.current(record_type)
-        return current.fingerprint if encoded_size(current.schema) is not None else None
+        return current.fingerprint if size_of(current) is not None else None
 
     def take(self, topic: str, partition: int, messages: list[Any]) -> None:
         """File the messages one partition returned from a poll."""

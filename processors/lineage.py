@@ -133,6 +133,11 @@ class _Replay:
         self.open: list[dict[str, Any]] = []  # rows of the current segment
 
     def segment(self, at: datetime) -> None:
+        """Close the open segment at ``at`` and open one with the current book. Two
+        events at one instant (two deliveries ending together) leave one segment."""
+        if self.open and self.open[0]["valid_from"] == at:
+            del self.out.segments[-len(self.open) :]
+            self.open = []
         for row in self.open:
             row["valid_to"] = at
         s = self.state
@@ -235,6 +240,9 @@ def replay_tank(
                 replay.segment(at)
         else:
             replay.deliver(at, delivery["batch_id"], litres, delivery["density_kg_m3"])
+            # a reading taken while this delivery was unloading saw half of it: the next
+            # true-up must use a reading from after it ended
+            last_trued = max(last_trued, at)
     return replay.out
 
 

@@ -144,6 +144,11 @@ def _tank_inputs(
             FROM tank_reading r JOIN points p
               ON r.station_id = p.station_id AND r.tank_id = p.tank_id
             WHERE p.begin IS NULL OR r.read_at >= p.begin - $window
+               -- and the last reading before the restart, however old: a sale takes the
+               -- temperature of the last reading before it, as in a replay from the start
+               OR r.read_at = (SELECT max(q.read_at) FROM tank_reading q
+                               WHERE q.station_id = p.station_id AND q.tank_id = p.tank_id
+                                 AND q.read_at <= p.begin)
         """, {"window": window})  # fmt: skip
         sales = _frame(con, """
             SELECT s.station_id, n.tank_id, s.txn_id, s.product, s.ended_at AS "at",

@@ -35,7 +35,9 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> i
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path | str, *, read_only: bool = False, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open (creating and migrating if needed) the warehouse at ``path``."""
     path = Path(path)
     if not read_only:
@@ -43,6 +45,8 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     try:
         con = duckdb.connect(str(path), read_only=read_only)
         con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
         if not read_only:
             migrate(con)
     except duckdb.Error as exc:
