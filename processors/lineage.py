@@ -14,9 +14,10 @@ A tank is a mixing vessel. Its state is a *book total* (litres at 20 °C) and th
 
 Per batch this conserves, exactly: received + Σ variance = sold + in tank, i.e.
 received = sold + in tank + losses. Shares below :data:`MIN_SHARE` are written off
-as variance too, so a tank's segment stays a handful of batches. The stock before a
-tank's first reading is the pseudo-batch ``OPENING:<station>:<tank>``; a delivery
-without a dispatch brings ``UNTRACED:<delivery_id>``.
+as variance too, so a tank's segment stays a handful of batches. The stock a tank
+held before fueltrace knew it is the pseudo-batch ``OPENING:<station>:<tank>``: its
+first reading, or, when deliveries came before that reading, what the reading found
+beyond them. A delivery without a dispatch brings ``UNTRACED:<delivery_id>``.
 
 Everything here is pure: frames in, rows out (``processors.traceability`` runs it).
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -201,13 +202,25 @@ def replay_tank(
     readings = readings.sort("read_at")
     read_at: list[datetime] = readings["read_at"].to_list()
     read_v: list[float] = readings["volume_20_l"].to_list()
+    opening: tuple[datetime, float, float] | None = None  # the first reading, if it comes late
     if start is None:
-        if not read_at:
-            return TankLineage()
-        first = readings.row(0, named=True)
-        start = TankState(first["read_at"], first["volume_20_l"],
-                          {opening_batch(station_id, tank_id): 1.0},
-                          {opening_batch(station_id, tank_id): first["density_kg_m3"]})  # fmt: skip
+        opening_name = opening_batch(station_id, tank_id)
+        early = deliveries.filter(pl.col("ended_at") <= read_at[0]) if read_at else deliveries
+        if early.is_empty():
+            if not read_at:
+                return TankLineage()
+            first = readings.row(0, named=True)
+            start = TankState(first["read_at"], first["volume_20_l"], {opening_name: 1.0},
+                              {opening_name: first["density_kg_m3"]})  # fmt: skip
+        else:
+            # Deliveries before the tank's first reading: start with an empty book just
+            # before them; what the first reading finds beyond the book is the opening stock.
+            first_start: datetime = min(early["started_at"].to_list())
+            begin_at = min([first_start, *read_at[:1]])
+            start = TankState(begin_at - timedelta(milliseconds=1), 0.0, {}, {})
+            if read_at:
+                first = readings.row(0, named=True)
+                opening = (first["read_at"], first["volume_20_l"], first["density_kg_m3"])
     replay = _Replay(station_id, tank_id, start)
     replay.segment(start.at)  # re-emitted on a restart: the job deleted it with the rest
     begin = start.at
@@ -221,6 +234,8 @@ def replay_tank(
     for at, v in zip(sales["at"].to_list(), sales["volume_20_l"].to_list(), strict=True):
         if at >= begin:
             events.append((at, 2, v, None))
+    if opening is not None:
+        events.append((opening[0], 0, opening[1], "opening"))
     events.sort(key=lambda e: (e[0], e[1]))
 
     sold_at: list[datetime] = []
@@ -231,6 +246,14 @@ def replay_tank(
             replay.state.total -= litres
             sold_at.append(at)
             sold_cum.append(sold_cum[-1] + litres)
+        elif delivery == "opening":
+            assert opening is not None
+            found = litres - replay.state.total  # measured − book: the stock nobody declared
+            if found > 0:
+                replay.deliver(at, opening_batch(station_id, tank_id), found, opening[2])
+            else:
+                replay.variance(at, found)
+            last_trued = at
         elif kind == 0:
             i = bisect.bisect_right(read_at, at) - 1
             if i >= 0 and read_at[i] > last_trued:

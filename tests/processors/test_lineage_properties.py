@@ -406,8 +406,6 @@ def test_a_reading_during_an_unloading_and_a_late_sale() -> None:
     _check(s, chunks)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a delivery that ends before the tank's first "
-                   "reading is received by trace_batch but is in no segment: its litres vanish")
 def test_a_delivery_before_the_tanks_first_reading_is_still_accounted_for() -> None:
     records = [
         ("dispatch", scenario.dispatch("P1", "B", "S1", 5_000, 0)),
