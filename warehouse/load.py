@@ -83,17 +83,30 @@ def _load_records(
         )
     finally:
         con.unregister("batch_in")
+    kept = ", ".join(_q(c) for c in (*content, "src_partition", "src_offset", "src_index"))
+    # The warehouse is scanned once, for the rows already holding a key of this batch.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE existing AS SELECT {kept}, true AS old FROM {table} t "
+        f"WHERE EXISTS (SELECT 1 FROM stg s WHERE {key_join})"
+    )
     inserted = scalar(
         con,
         f"INSERT INTO {table} ({', '.join(map(_q, columns))}, load_id) "
         f"SELECT {', '.join('s.' + _q(c) for c in columns)}, $load FROM stg s "
-        f"WHERE s.rn = 1 AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_join})",
+        f"WHERE s.rn = 1 AND NOT EXISTS (SELECT 1 FROM existing t WHERE {key_join})",
         {"load": result.load_id},
     )
     result.loaded[table] += inserted
 
+    # What stands for each key: the warehouse's row, else the batch's first occurrence.
+    # Every other occurrence is a duplicate (same content) or a conflict (different).
     differing = ", ".join(
         f"CASE WHEN s.{_q(c)} IS DISTINCT FROM t.{_q(c)} THEN '{c}' END" for c in content
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE standing AS SELECT * FROM existing UNION ALL BY NAME "
+        f"SELECT {kept}, false AS old FROM stg s WHERE s.rn = 1 "
+        f"AND NOT EXISTS (SELECT 1 FROM existing t WHERE {key_join})"
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE rep AS SELECT s.*, "
@@ -101,10 +114,9 @@ def _load_records(
         "t.src_offset AS stored_offset, "
         f"list_filter([{differing}], lambda x: x IS NOT NULL) AS differing, "
         "to_json(struct_pack(" + ", ".join(f"{_q(c)} := s.{_q(c)}" for c in content) + ")) AS rec "
-        f"FROM stg s JOIN {table} t ON {key_join} "
-        "WHERE NOT (t.load_id = $load AND t.src_partition = s.src_partition "
-        "AND t.src_offset = s.src_offset AND t.src_index = s.src_index)",
-        {"load": result.load_id},
+        f"FROM stg s JOIN standing t ON {key_join} "
+        "WHERE t.old OR NOT (t.src_partition = s.src_partition "
+        "AND t.src_offset = s.src_offset AND t.src_index = s.src_index)"
     )
     dup = scalar(
         con,
@@ -123,7 +135,7 @@ def _load_records(
     result.conflicts[record_type] += conflict
     if record_type == "facility":
         _refresh_facility_dimensions(con)
-    con.execute("DROP TABLE stg; DROP TABLE rep")
+    con.execute("DROP TABLE stg; DROP TABLE rep; DROP TABLE existing; DROP TABLE standing")
 
 
 def _refresh_facility_dimensions(con: duckdb.DuckDBPyConnection) -> None:
