@@ -42,27 +42,41 @@ _COVERS = ("seg.station_id = s.station_id AND seg.tank_id = s.tank_id AND seg.va
 
 
 def trace_sale(con: duckdb.DuckDBPyConnection, station_id: str, txn_id: str) -> dict[str, Any]:
-    """Backward: the depot batches a sale's litres came from, with litres and share."""
-    sale = _rows(con, """
+    """Backward: the depot batches a sale's litres came from, with litres and share.
+
+    Two lookups: the sale by ``txn_id`` (an ART index scan: the equality is the scan's
+    whole filter, the station is checked after), then the one segment of its tank
+    covering the instant its litres left the tank.
+    """
+    cur = con.execute("""
+        WITH s AS MATERIALIZED (SELECT * FROM sale WHERE txn_id = $txn),
+             st AS MATERIALIZED (SELECT * FROM sale_std WHERE txn_id = $txn)
         SELECT s.txn_id, s.station_id, s.nozzle_id, s.product, s.volume_l AS observed_volume_l,
                s.started_at, s.ended_at, st.tank_id, st.temperature_c, st.density_kg_m3,
-               st.volume_20_l
-        FROM sale s LEFT JOIN sale_std st ON st.station_id = s.station_id AND st.txn_id = s.txn_id
-        WHERE s.station_id = $station AND s.txn_id = $txn
+               st.volume_20_l, st."at"
+        FROM s LEFT JOIN st ON st.station_id = s.station_id AND st.txn_id = s.txn_id
+        WHERE s.station_id = $station
     """, {"station": station_id, "txn": txn_id})  # fmt: skip
-    if not sale:
+    names = [d[0] for d in cur.description]
+    found = cur.fetchall()
+    if not found:
         raise NotFound(f"no sale {txn_id!r} at station {station_id!r}")
-    batches = _rows(con, f"""
-        SELECT seg.batch_id, seg.share, seg.share * s.volume_20_l AS litres_20,
-               d.depot_id, d.dispatch_id, d.dispatched_at, seg.density_kg_m3
-        FROM sale_std s JOIN tank_segment seg ON {_COVERS}
-        LEFT JOIN (SELECT batch_id, any_value(depot_id) AS depot_id,
-                          min(dispatch_id) AS dispatch_id, min(dispatched_at) AS dispatched_at
-                   FROM dispatch GROUP BY batch_id) d ON d.batch_id = seg.batch_id
-        WHERE s.station_id = $station AND s.txn_id = $txn
-        ORDER BY seg.share DESC, seg.batch_id
-    """, {"station": station_id, "txn": txn_id})  # fmt: skip
-    result = sale[0]
+    raw = dict(zip(names, found[0], strict=True))
+    at, volume_20 = raw.pop("at"), raw["volume_20_l"]
+    batches = []
+    if at is not None:
+        batches = _rows(con, """
+            SELECT seg.batch_id, seg.share, seg.share * $v AS litres_20,
+                   d.depot_id, d.dispatch_id, d.dispatched_at, seg.density_kg_m3
+            FROM tank_segment seg
+            LEFT JOIN (SELECT batch_id, any_value(depot_id) AS depot_id,
+                              min(dispatch_id) AS dispatch_id, min(dispatched_at) AS dispatched_at
+                       FROM dispatch GROUP BY batch_id) d ON d.batch_id = seg.batch_id
+            WHERE seg.station_id = $station AND seg.tank_id = $tank AND seg.valid_from <= $at
+              AND (seg.valid_to IS NULL OR $at < seg.valid_to)
+            ORDER BY seg.share DESC, seg.batch_id
+        """, {"station": station_id, "tank": raw["tank_id"], "at": at, "v": volume_20})  # fmt: skip
+    result = _jsonable(raw)
     result["batches"] = batches
     if not batches:
         result["note"] = ("no lineage: the sale's nozzle is not in the registry, or it precedes "
