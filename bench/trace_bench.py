@@ -4,7 +4,7 @@ Not a test. Run from the repository root::
 
     .venv/bin/python bench/trace_bench.py          # 300 stations × 60 days: ~4–6 min here
     .venv/bin/python bench/trace_bench.py --days 365 --reading-min 60 --load-rows 250000 \
-        --workdir /tmp/trace-year --what-if --json /tmp/trace-year.json   # the year: ~15 min
+        --workdir /tmp/trace-year --json /tmp/trace-year.json   # the year: ~15 min
     .venv/bin/python bench/trace_bench.py --stations 20 --days 5    # while developing
 
 The year needs ~12 GB of RAM with hourly readings (the full lineage build holds every
@@ -1026,80 +1026,6 @@ class Bench:
         }
 
 
-def _trace_sale_indexed(con: duckdb.DuckDBPyConnection, station_id: str,
-                        txn_id: str) -> dict[str, Any]:  # fmt: skip
-    """What-if (not the product's code): trace_sale shaped for ART indexes on
-    ``sale(txn_id)`` and ``sale_std(txn_id)`` — DuckDB uses an index scan only when the
-    indexed column's equality is the scan's whole filter, so the station is filtered
-    after a MATERIALIZED CTE — and the covering segment looked up by (station, tank,
-    instant) instead of joining sale_std a second time."""
-    rows = trace._rows(con, """
-        WITH s AS MATERIALIZED (SELECT * FROM sale WHERE txn_id = $txn),
-             st AS MATERIALIZED (SELECT * FROM sale_std WHERE txn_id = $txn)
-        SELECT s.txn_id, s.station_id, s.nozzle_id, s.product, s.volume_l AS observed_volume_l,
-               s.started_at, s.ended_at, st.tank_id, st.temperature_c, st.density_kg_m3,
-               st.volume_20_l, st."at" AS _at
-        FROM s LEFT JOIN st ON st.station_id = s.station_id AND st.txn_id = s.txn_id
-        WHERE s.station_id = $station
-    """, {"station": station_id, "txn": txn_id})  # fmt: skip
-    result = rows[0]
-    at = datetime.fromisoformat(result.pop("_at").replace("Z", "+00:00"))
-    result["batches"] = trace._rows(con, """
-        SELECT seg.batch_id, seg.share, seg.share * $v AS litres_20,
-               d.depot_id, d.dispatch_id, d.dispatched_at, seg.density_kg_m3
-        FROM tank_segment seg
-        LEFT JOIN (SELECT batch_id, any_value(depot_id) AS depot_id,
-                          min(dispatch_id) AS dispatch_id, min(dispatched_at) AS dispatched_at
-                   FROM dispatch GROUP BY batch_id) d ON d.batch_id = seg.batch_id
-        WHERE seg.station_id = $station AND seg.tank_id = $tank AND seg.valid_from <= $at
-          AND (seg.valid_to IS NULL OR $at < seg.valid_to)
-        ORDER BY seg.share DESC, seg.batch_id
-    """, {"station": station_id, "tank": result["tank_id"], "at": at,
-          "v": result["volume_20_l"]})  # fmt: skip
-    return result
-
-
-def _same_trace(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Equal but for the rounding of litres (the what-if multiplies a rounded volume)."""
-    strip = {"batches"}
-    if {k: v for k, v in a.items() if k not in strip} != {
-        k: v for k, v in b.items() if k not in strip
-    } or len(a["batches"]) != len(b["batches"]):
-        return False
-    return all(
-        x["batch_id"] == y["batch_id"] and x["share"] == y["share"]
-        and abs(x["litres_20"] - y["litres_20"]) < 1e-4
-        for x, y in zip(a["batches"], b["batches"], strict=True)
-    )  # fmt: skip
-
-
-def what_if(db: Path, sales: list[tuple[str, str]]) -> dict[str, Any]:
-    """Measure the suggested trace_sale fix on this run's (throw-away) warehouse."""
-    con = connect(db)
-    t0 = time.perf_counter()
-    con.execute("CREATE INDEX bench_sale_txn ON sale (txn_id);"
-                "CREATE INDEX bench_sale_std_txn ON sale_std (txn_id)")  # fmt: skip
-    created = time.perf_counter() - t0
-    for s in sales[:3]:
-        _trace_sale_indexed(con, *s)
-    lat, same = [], 0
-    for station_id, txn_id in sales:
-        t0 = time.perf_counter()
-        alt = _trace_sale_indexed(con, station_id, txn_id)
-        lat.append(time.perf_counter() - t0)
-        ref = trace.trace_sale(con, station_id, txn_id)
-        same += _same_trace(alt, ref)
-    con.close()
-    pct = percentiles(lat)
-    out = {"index_create_s": created, "latency_s": pct, "same_result": same}
-    print(f"WHAT-IF (not the product): ART indexes on sale(txn_id), sale_std(txn_id) "
-          f"(built in {created:.1f} s) + index-shaped trace_sale: p50 "
-          f"{pct['p50'] * 1e3:.1f} ms, p95 {pct['p95'] * 1e3:.1f} ms, "
-          f"p99 {pct['p99'] * 1e3:.1f} ms over {len(lat)} sales; same result as "
-          f"trace.trace_sale for {same}/{len(lat)}")  # fmt: skip
-    return out
-
-
 def explain(db: Path, args: argparse.Namespace) -> None:
     """EXPLAIN ANALYZE of the queries behind trace_sale and trace_batch, one sample each."""
     con = connect(db)
@@ -1186,9 +1112,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--explain", action="store_true",
                         help="also print EXPLAIN ANALYZE of the trace queries (after the run)")
-    parser.add_argument("--what-if", action="store_true",
-                        help="also measure the suggested trace_sale fix (indexes on txn_id + "
-                        "an index-shaped query) on this run's warehouse, after the figures")
     parser.add_argument("--workdir", metavar="DIR",
                         help="keep the generated warehouse here and reuse it when the same "
                         "size is asked again (default: a temporary directory, "
@@ -1224,8 +1147,6 @@ def main(argv: list[str] | None = None) -> int:
             (workdir / "loaded.duckdb").rename(db)
         bench = Bench(args, workdir, db)
         result = bench.run()
-        if args.what_if:
-            result["what_if"] = what_if(db, bench.sample_sales)
         if args.explain:
             explain(db, args)
         total = time.perf_counter() - t0

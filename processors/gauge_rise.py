@@ -30,6 +30,7 @@ from datetime import timedelta
 import polars as pl
 
 from fueltrace.settings import Settings
+from processors.timestamps import utc
 
 __all__ = ["GAUGE_SCHEMA", "gauge_rise"]
 
@@ -43,19 +44,7 @@ GAUGE_SCHEMA: dict[str, pl.DataType] = {
     "gauge_status": pl.String(),
 }
 
-_UTC_US = pl.Datetime("us", "UTC")
 _TANK = ["station_id", "tank_id"]
-
-
-def _utc(frame: pl.DataFrame, column: str) -> pl.Expr:
-    """``column`` as Datetime(us, UTC); a naive column is taken to be UTC already."""
-    dtype = frame.schema[column]
-    col = pl.col(column)
-    if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
-        col = col.dt.replace_time_zone("UTC")
-    elif isinstance(dtype, pl.Datetime):
-        col = col.dt.convert_time_zone("UTC")
-    return col.cast(_UTC_US)
 
 
 def _tank_keys(frame: pl.DataFrame) -> list[pl.Expr]:
@@ -65,7 +54,7 @@ def _tank_keys(frame: pl.DataFrame) -> list[pl.Expr]:
 def _cumulative_sales(sales: pl.DataFrame) -> pl.DataFrame:
     """Per tank and instant, litres sold up to and including it (station, tank, at, cum_l)."""
     return (
-        sales.select(*_tank_keys(sales), _utc(sales, "at"), pl.col("volume_20_l").cast(pl.Float64))
+        sales.select(*_tank_keys(sales), utc(sales, "at"), pl.col("volume_20_l").cast(pl.Float64))
         .group_by(*_TANK, "at")
         .agg(pl.col("volume_20_l").sum())  # one row per instant: as-of ties are unambiguous
         .sort("at")  # sorted by time, a per-tank window sums each tank in time order
@@ -114,13 +103,13 @@ def gauge_rise(
         "_row",
         pl.col("delivery_id").cast(pl.String),
         *_tank_keys(delivery),
-        _utc(delivery, "started_at").alias("_start"),
-        _utc(delivery, "ended_at").alias("_end"),
+        utc(delivery, "started_at").alias("_start"),
+        utc(delivery, "ended_at").alias("_end"),
         declared.alias("_declared"),
     )
     gauge = readings.select(
         *_tank_keys(readings),
-        _utc(readings, "read_at"),
+        utc(readings, "read_at"),
         pl.col("volume_20_l").cast(pl.Float64),
     ).sort("read_at")
     before = gauge.rename({"read_at": "_start", "volume_20_l": "_before_l"}).with_columns(

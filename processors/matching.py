@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from fueltrace.settings import Settings
+from processors.timestamps import UTC_US, utc
 
 __all__ = [
     "CHECK_SCHEMA",
@@ -77,21 +78,9 @@ OPEN_DISPATCH_SCHEMA: dict[str, pl.DataType] = {
     "overdue": pl.Boolean(),
 }
 
-_UTC_US = pl.Datetime("us", "UTC")
 # Separators people put in plates: whitespace (incl. U+3000), ASCII and typographic hyphens and
 # dashes, full stops and middle dots (· ・ • ‧ ∙). NFKC first folds full-width forms to ASCII.
 _PLATE_SEPARATORS = r"[\s\-\u2010-\u2015\u2212\uFF0D.\u00B7\u30FB\uFF65\u2022\u2027\u2219]"
-
-
-def _utc(frame: pl.DataFrame, column: str) -> pl.Expr:
-    """``column`` as Datetime(us, UTC); a naive column is taken to be UTC already."""
-    dtype = frame.schema[column]
-    col = pl.col(column)
-    if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
-        col = col.dt.replace_time_zone("UTC")
-    elif isinstance(dtype, pl.Datetime):
-        col = col.dt.convert_time_zone("UTC")
-    return col.cast(_UTC_US)
 
 
 def _utc_now(now: datetime) -> datetime:
@@ -164,7 +153,7 @@ def check_deliveries(
     claim = pl.col("dispatch_id").cast(pl.String)
     deliv = delivery.with_row_index("_row").with_columns(
         _claim=pl.when(claim.str.strip_chars() != "").then(claim),
-        _started=_utc(delivery, "started_at"),
+        _started=utc(delivery, "started_at"),
         _plate=normalize_plate(pl.col("vehicle_plate")),
         _seals=pl.col("seal_ids").cast(pl.List(pl.String)),
         received_20_l=_standard_volume(delivery),
@@ -237,7 +226,7 @@ def check_deliveries(
 
     claimed = deliv.select(pl.col("_claim").alias("dispatch_id")).drop_nulls().unique()
     overdue_after = timedelta(hours=settings.delivery_overdue_h)
-    dispatched_at = _utc(dispatch, "dispatched_at")
+    dispatched_at = utc(dispatch, "dispatched_at")
     open_dispatches = (
         dispatch.unique("dispatch_id", keep="first", maintain_order=True)
         .with_columns(pl.col("dispatch_id").cast(pl.String))
@@ -249,7 +238,7 @@ def check_deliveries(
             pl.col("batch_id").cast(pl.String),
             dispatched_at.alias("dispatched_at"),
             _standard_volume(dispatch).alias("volume_20_l"),
-            overdue=(pl.lit(_utc_now(now), _UTC_US) - dispatched_at) > overdue_after,
+            overdue=(pl.lit(_utc_now(now), UTC_US) - dispatched_at) > overdue_after,
         )
         .cast(OPEN_DISPATCH_SCHEMA)  # type: ignore[arg-type]
     )
