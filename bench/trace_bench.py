@@ -84,10 +84,10 @@ for _k in _IGNORED_ENV:
 import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
 
-from fueltrace.analyses import run_analyses  # noqa: E402
 from fueltrace.settings import Settings  # noqa: E402
 from ingest.frames import SOURCE_COLUMNS, frame_schema, to_frame  # noqa: E402
 from ingest.jsonl import convert_record  # noqa: E402
+from processors import traceability  # noqa: E402
 from processors.lineage import (  # noqa: E402
     DEFAULT_DENSITY,
     replay_tank,
@@ -716,7 +716,7 @@ class Bench:
 
     def analyse(self, p: Phase, now: datetime) -> None:
         t0 = time.perf_counter()
-        result = run_analyses(self.con, self.settings, now)
+        result = traceability.run(self.con, self.settings, now)  # lineage only, not rules
         p.seconds = time.perf_counter() - t0
         p.extra.update(tanks=result.tanks, segments_written=result.segments,
                        sales_standardised=result.sales,

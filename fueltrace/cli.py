@@ -9,11 +9,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fueltrace import logs
-from fueltrace.errors import FuelTraceError
+from fueltrace.errors import FuelTraceError, UsageError
 from fueltrace.settings import Settings, load_settings
 
 COMMANDS: dict[str, str] = {
@@ -23,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "push": "Send a JSON-lines file of one record type to Kafka.",
     "ingest": "Consume the record topics into the warehouse.",
     "dead-letters": "List dead-lettered messages and records recorded in the warehouse.",
+    "anomalies": "List the anomalies the rules found (filters; a table or JSON lines).",
     "trace": "Trace a sale back to its depot batches, a batch forward, or a delivery.",
     "recall": "Recall report for a batch: tanks to seal, stations, sales (CSV or JSON).",
     "settings": "Print every setting, its value and what it is for.",
@@ -108,8 +110,12 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
                              on_batch=None if args.until_idle else analyse_now_and_then)
         result = run_analyses(ingest.con, settings)
         print_summary(ingest.con, summary)
-        print(f"traceability: {result.tanks} tanks' lineage recomputed, "
-              f"{result.deliveries} deliveries checked")
+        trace, found = result.traceability, result.anomalies
+        print(f"traceability: {trace.tanks} tanks' lineage recomputed, "
+              f"{trace.deliveries} deliveries checked")
+        print(f"anomalies: {found.raised} raised, {found.updated} updated, "
+              f"{found.resolved} resolved over {found.stations} stations "
+              f"(`fueltrace anomalies` lists them)")
     finally:
         ingest.close()
     return 0
@@ -128,6 +134,44 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
             if row["record_index"] >= 0:
                 where += f" record {row['record_index']}"
             print(f"{where}\t{row['reason']}\t{row['field'] or '-'}\t{row['detail']}")
+    return 0
+
+
+def _when(text: str | None) -> datetime | None:
+    """An ISO-8601 date or time from the command line; a date means its UTC midnight."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"not an ISO-8601 date or time: {text!r} "
+                         "(e.g. 2026-11-20 or 2026-11-20T08:00:00+08:00)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def cmd_anomalies(settings: Settings, args: argparse.Namespace) -> int:
+    from processors.rules import BY_NAME
+    from warehouse.anomalies import AnomalyFilter, list_anomalies
+    from warehouse.connection import connect
+
+    if args.rule is not None and args.rule not in BY_NAME:
+        raise UsageError(f"unknown rule {args.rule!r}; rules: {', '.join(sorted(BY_NAME))}")
+    flt = AnomalyFilter(city=args.city, rule=args.rule, severity=args.severity,
+                        station_id=args.station, since=_when(args.since),
+                        until=_when(args.until), include_resolved=args.all)  # fmt: skip
+    rows = list_anomalies(connect(settings.db, read_only=True), flt, limit=args.limit)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False, default=str))
+        return 0
+    if not rows:
+        print("no anomalies match", file=sys.stderr)
+    for row in rows:
+        where = row["station_id"] + (f"/{row['subject']}" if row["subject"] else "")
+        window = f"{row['window_start'][:16]} → {row['window_end'][:16]}"
+        state = "  [resolved]" if row["state"] == "resolved" else ""
+        print(f"{row['anomaly_id']}  {row['severity']:<8} {row['rule']:<26} "
+              f"{row['city'] or '-':<9} {where:<22} {window}{state}\n    {row['summary']}")
     return 0
 
 
@@ -218,6 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="only this reason")
     p.add_argument("--limit", type=int, default=100, help="at most this many (100)")
     p.add_argument("--json", action="store_true", help="JSON lines")
+    p = sub.add_parser("anomalies", help=COMMANDS["anomalies"], description=COMMANDS["anomalies"])
+    p.add_argument("--city", help="only this city (e.g. Dalian)")
+    p.add_argument("--rule", help="only this rule (e.g. totalizer_gap)")
+    p.add_argument("--severity", choices=("critical", "high", "medium", "low"))
+    p.add_argument("--station", help="only this station id")
+    p.add_argument("--since", help="windows ending at or after this ISO-8601 date/time")
+    p.add_argument("--until", help="windows starting before this ISO-8601 date/time")
+    p.add_argument("--all", action="store_true", help="also those resolved by later data")
+    p.add_argument("--limit", type=int, default=None, help="at most this many")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p = sub.add_parser("trace", help=COMMANDS["trace"], description=COMMANDS["trace"])
     what = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     q = what.add_parser("sale", help="backward: the batches a sale's litres came from")
@@ -246,6 +300,7 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "push": cmd_push,
     "ingest": cmd_ingest,
     "dead-letters": cmd_dead_letters,
+    "anomalies": cmd_anomalies,
     "settings": cmd_settings,
     "trace": cmd_trace,
     "recall": cmd_recall,

@@ -120,6 +120,19 @@ def _show_traces(con: Any, directory: Path) -> None:
                                                       default=str), encoding="utf-8")  # fmt: skip
 
 
+def _show_anomalies(con: Any) -> None:
+    from warehouse.anomalies import counts_by_rule, list_anomalies
+
+    counts: dict[str, int] = {}
+    for row in counts_by_rule(con):
+        counts[row["rule"]] = counts.get(row["rule"], 0) + row["anomalies"]
+    print("\nanomalies found (active), by rule:")
+    for rule, n in sorted(counts.items()):
+        print(f"  {rule:<28}{n:>6}")
+    for row in list_anomalies(con, limit=3):
+        print(f"  e.g. {row['anomaly_id']} [{row['severity']}] {row['summary']}")
+
+
 def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: float = 2.0,
              seed: int = 7) -> int:  # fmt: skip
     from fueltrace.analyses import run_analyses
@@ -158,17 +171,22 @@ def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: f
 
         summary = ingest.run(until_idle=True, on_batch=progress)
         result = run_analyses(ingest.con, settings)
-        _say(f"traceability: lineage of {result.tanks} tanks, {result.segments} segments, "
-             f"{result.deliveries} deliveries checked", started)  # fmt: skip
+        trace, found = result.traceability, result.anomalies
+        _say(f"traceability: lineage of {trace.tanks} tanks, {trace.segments} segments, "
+             f"{trace.deliveries} deliveries checked", started)  # fmt: skip
+        _say(f"anomalies: {found.raised} raised by {len(found.by_rule)} rules over "
+             f"{found.stations} stations", started)  # fmt: skip
         print()
         print_summary(ingest.con, summary)
         _show_traces(ingest.con, directory)
+        _show_anomalies(ingest.con)
         ingest.con.close()
     _say("done", started)
     print(f"""
 Where to look
   warehouse     {db}   (DuckDB: duckdb {db} "SELECT * FROM sale LIMIT 5")
   dead letters  FUELTRACE_DB={db} fueltrace dead-letters
+  anomalies     FUELTRACE_DB={db} fueltrace anomalies   (--json, --city, --rule, --severity)
   JSON lines    {directory}/   (push them again: fueltrace push --type sale {directory}/sale.jsonl)
   trace         FUELTRACE_DB={db} fueltrace trace batch BATCH_ID   (or: trace sale STATION TXN)
   recall        {directory}/recall.csv and recall.json

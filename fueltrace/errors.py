@@ -84,3 +84,7 @@ class WarehouseBusy(TransientError):
 
 class WarehouseError(TerminalError):
     """The warehouse refused an operation for a reason retrying will not fix."""
+
+
+class UsageError(TerminalError):
+    """A command-line argument or API parameter that cannot be used as given."""

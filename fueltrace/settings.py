@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9308, description="Port of /metrics while `fueltrace ingest` runs (0 = off)."
     )
+    # --- anomaly rules: wetstock (inventory_imbalance, slow_leak, persistent_gain) ---
+    # --- end wetstock ---
+    # --- anomaly rules: supply chain (deliveries, dispatches, untraced fuel, depots) ---
+    # --- end supply chain ---
+    # --- anomaly rules: station conduct (totalizer, licences, vapour, silence) ---
+    # --- end station conduct ---
     debug_pause_before_commit_ms: int = Field(
         default=0,
         description="Testing only: sleep inside the open warehouse transaction of each batch, "

@@ -69,16 +69,20 @@ def reading(station_id: str, hours: float, volume: float, tank: str = "T1",
 
 
 _txn = itertools.count(1)
+_totalizers: dict[tuple[str, str], float] = {}
 
 
 def sale(station_id: str, hours: float, volume: float, tank: str = "T1") -> dict:
+    """A sale on the tank's nozzle; its totalizer chains on from the nozzle's last sale."""
     n = next(_txn)
+    begin = _totalizers.get((station_id, f"N-{tank}"), 1000.0)
+    _totalizers[(station_id, f"N-{tank}")] = round(begin + volume, 2)
     start = T0 + timedelta(hours=hours) - timedelta(minutes=2)
     return {
         "txn_id": f"X{n:05d}", "station_id": station_id, "dispenser_id": "D1",
         "nozzle_id": f"N-{tank}", "product": "gasoline_92", "volume_l": volume,
         "unit_price_fen": 800, "amount_fen": round(800 * volume),
-        "totalizer_start_l": 1000.0 * n, "totalizer_end_l": 1000.0 * n + volume,
+        "totalizer_start_l": begin, "totalizer_end_l": round(begin + volume, 2),
         "started_at": start.isoformat().replace("+00:00", "Z"), "ended_at": at(hours),
         "invoice_id": None,
     }  # fmt: skip
