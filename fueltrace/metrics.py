@@ -55,3 +55,48 @@ LAST_LOAD = Gauge(
 PUSHED = Counter(
     "fueltrace_push_records_total", "Records sent by `fueltrace push`.", ["record_type"]
 )
+
+# --- analyses, serving, freshness (set by the analyses, the HTTP service and `serve`) ---
+ANALYSIS_DURATION = Histogram(
+    "fueltrace_analysis_duration_seconds",
+    "Time of one analysis job run (lineage, or the anomaly rules).",
+    ["job"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+OPEN_ANOMALIES = Gauge(
+    "fueltrace_open_anomalies", "Active anomalies, by rule, severity and city.",
+    ["rule", "severity", "city"],
+)
+EVENT_TIME_LAG = Gauge(
+    "fueltrace_event_time_lag_seconds",
+    "Now minus the newest event time loaded, per record type (how stale the data is).",
+    ["record_type"],
+)
+WAREHOUSE_ROWS = Gauge("fueltrace_warehouse_rows", "Rows per warehouse table.", ["table"])
+STATIONS_SILENT = Gauge(
+    "fueltrace_stations_silent",
+    "Stations with no record loaded for longer than the threshold, by city.",
+    ["city"],
+)
+HTTP_REQUESTS = Counter(
+    "fueltrace_http_requests_total",
+    "HTTP requests served, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "fueltrace_http_request_duration_seconds",
+    "HTTP request latency by route template.",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+GATEWAY_RECORDS = Counter(
+    "fueltrace_gateway_records_total",
+    "Records posted to the station gateway, by record type and outcome "
+    "(accepted, rejected, replayed: an idempotent retry).",
+    ["record_type", "outcome"],
+)
+HEALTHY = Gauge(
+    "fueltrace_up",
+    "1 while the pipeline's broker and warehouse are reachable, 0 while it retries.",
+    ["component"],
+)
