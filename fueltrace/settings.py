@@ -135,11 +135,299 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9308, description="Port of /metrics while `fueltrace ingest` runs (0 = off)."
     )
+    # --- the HTTP service (`fueltrace serve`): API, station gateway ---
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="Address `fueltrace serve` listens on. Loopback by default: expose it "
+        "deliberately (0.0.0.0 behind a TLS-terminating proxy), never by accident.",
+    )
+    http_port: int = Field(
+        default=8080, ge=0, le=65535,
+        description="Port of `fueltrace serve` (API, web page, /metrics). 8080: unprivileged.",
+    )
+    api_query_timeout_s: float = Field(
+        default=10.0, gt=0,
+        description="A regulator API query running longer is interrupted and answered 503 "
+        "query_timeout: one runaway filter must not hold the warehouse for everyone. 10 s is "
+        "far above an indexed look-up (~50 ms) and a page of anomalies.",
+    )
+    api_report_timeout_s: float = Field(
+        default=120.0, gt=0,
+        description="The same bound for the reports that read a year of data (the annual "
+        "inspection, a recall with every sale, the audit export).",
+    )
+    api_max_page: int = Field(
+        default=1000, ge=1,
+        description="Largest `limit` of a paginated API answer; clients page with `offset`. "
+        "1000 rows of anomalies is ~1 MB of JSON.",
+    )
+    gateway_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024,
+        description="Largest request body the service accepts (413 beyond). 1 MiB holds about "
+        "2,500 sales or 4,000 tank readings: a station sends a day's backlog in a few requests.",
+    )
+    gateway_max_records: int = Field(
+        default=5000, ge=1,
+        description="Most records in one gateway batch (one Kafka message per 500 of them).",
+    )
+    gateway_rate_per_s: float = Field(
+        default=5.0, gt=0,
+        description="Gateway requests per second a station (or depot) may sustain: a token "
+        "bucket per sender; beyond it 429 with Retry-After. A station's normal feed is a "
+        "request every few seconds; 5/s leaves room for a backlog upload.",
+    )
+    gateway_burst: int = Field(
+        default=20, ge=1,
+        description="…and the bucket's size: requests a sender may make at once after a pause.",
+    )
+    gateway_idempotency_ttl_h: float = Field(
+        default=24.0, gt=0,
+        description="How long the gateway remembers an Idempotency-Key's answer. A gateway "
+        "retries within minutes; after a day a resend is a new upload whose records the "
+        "warehouse still de-duplicates by natural key.",
+    )
+    scale_out: bool = Field(
+        default=False,
+        description="Several `fueltrace ingest` workers share the consumer group, each with "
+        "its own FUELTRACE_DB shard; a partition moving between them starts at the group's "
+        "committed offset (docs/scale-out.md). Off: one ingest process, and the warehouse's "
+        "own offsets alone say where to read (a new warehouse file re-reads every topic).",
+    )
+    silent_station_h: float = Field(
+        default=2.0,
+        gt=0,
+        description="Operations: a station with no record for this many hours counts in "
+        "fueltrace_stations_silent. Tank gauges report every 1–5 min around the clock, so "
+        "2 h is 24+ missed readings, not a blip, while a gateway's usual outages (minutes) "
+        "upload their backlog well within it.",
+    )
+    log_level: str = Field(
+        default="WARNING",
+        pattern="(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+        description="Log level of the entry points: DEBUG, INFO, WARNING, ERROR (`-v` = "
+        "DEBUG). WARNING keeps a quiet pipeline quiet; INFO adds a line per batch.",
+    )
+    log_format: str = Field(
+        default="text",
+        pattern="^(text|json)$",
+        description="`text`: one `key=value` line per event; `json`: one JSON object per "
+        "line, for a log shipper (Loki, Elasticsearch).",
+    )
     # --- anomaly rules: wetstock (inventory_imbalance, slow_leak, persistent_gain) ---
+    imbalance_tolerance_pct: float = Field(
+        default=0.5,
+        gt=0,
+        description="Daily reconciliation: allowed |closing − book| per tank and day, % of the "
+        "day's sales at 20 °C. The wetstock trade rule: investigate a variance beyond ±0.5 % "
+        "of throughput.",
+    )
+    imbalance_tolerance_min_l: float = Field(
+        default=40.0,
+        ge=0,
+        description="…and never less than this many litres at 20 °C: two gauge readings "
+        "(opening, closing) of ±1 mm level accuracy, at ~21 L/mm across the middle of a "
+        "50 m³ horizontal tank (Ø 3.0 m × 7 m), are ±42 L together.",
+    )
+    imbalance_reading_age_min: float = Field(
+        default=120.0,
+        gt=0,
+        le=720,  # the rule reads two days back: the day before ``since`` and its opening
+        description="A day's opening (closing) stock is the last undisturbed gauge reading "
+        "at or before local midnight, at most this old; older, the day is inconclusive. ATGs "
+        "report every 1–5 min; 2 h also covers a delivery in progress at midnight.",
+    )
+    imbalance_high_factor: float = Field(
+        default=3.0,
+        ge=1,
+        description="An imbalance beyond this many tolerances is `high` (below: `medium`): "
+        "three times the sum of gauge and meter error allowances is beyond any honest "
+        "combination of them.",
+    )
+    imbalance_critical_factor: float = Field(
+        default=10.0,
+        ge=1,
+        description="…and beyond this many tolerances `critical`: at the floor, 400 L, a "
+        "compartment's worth of fuel unaccounted for in a day.",
+    )
+    slow_leak_threshold_l_h: float = Field(
+        default=0.19,
+        gt=0,
+        description="SIR leak threshold, L/h at 20 °C: a 30-day test fails when the estimated "
+        "leak rate exceeds it (with the precision below). Half the detection rate, as the EPA "
+        "SIR evaluation protocol (EPA/530/UST-90/007) sets it.",
+    )
+    slow_leak_detection_rate_l_h: float = Field(
+        default=0.38,
+        gt=0,
+        description="SIR detection rate, L/h at 20 °C: 0.1 gal/h, what certified commercial "
+        "SIR detects with 99 % probability (the EPA asks for 0.2 gal/h = 0.76 L/h at 95 %). A "
+        "test too imprecise to tell this rate from the threshold is inconclusive.",
+    )
+    slow_leak_false_alarm_pct: float = Field(
+        default=1.0,
+        gt=0,
+        lt=50,
+        description="SIR false-alarm rate per test, %: sets the confidence of the bounds "
+        "(99 %: z = 2.33). 1 %, the certified commercial figure (the EPA allows 5 %).",
+    )
+    slow_leak_critical_l_h: float = Field(
+        default=0.76,
+        gt=0,
+        description="A failed SIR test whose lower confidence bound is at least this many L/h "
+        "is `critical` (else `high`): a tank certainly leaking faster than the EPA's SIR "
+        "detection rate, 0.2 gal/h.",
+    )
+    slow_leak_inconclusive_days: int = Field(
+        default=10,
+        ge=1,
+        description="A tank whose SIR test is inconclusive on this many days of a month "
+        "(none failed) gets a `low` finding: EPA SIR practice treats an unresolved "
+        "inconclusive month as a failure to monitor.",
+    )
+    wetstock_min_days: int = Field(
+        default=20,
+        ge=2,
+        description="SIR tests (slow leak, persistent gain) need usable gauge hours on at least "
+        "this many days of their 30-day window, else they are inconclusive: two thirds of "
+        "the month, so a week of gauge outage still leaves a valid test.",
+    )
+    persistent_gain_threshold_pct: float = Field(
+        default=0.3,
+        gt=0,
+        description="A dispenser records more than left the tanks when the lower confidence "
+        "bound of its gain exceeds this, % of its sales: the legal maximum permissible error "
+        "of a fuel dispenser, ±0.3 % (JJG 443-2015, OIML R 117 class 0.3).",
+    )
+    persistent_gain_false_alarm_pct: float = Field(
+        default=1.0,
+        gt=0,
+        lt=50,
+        description="Persistent gain: false-alarm rate per test for a meter exactly at the "
+        "legal limit, %: sets the one-sided confidence of the lower bound (99 %: z = 2.33).",
+    )
+    persistent_gain_critical_pct: float = Field(
+        default=0.6,
+        gt=0,
+        description="A persistent gain whose lower bound is at least this, % of sales, is "
+        "`critical` (else `high`): twice the legal error, beyond any drift of an honest meter.",
+    )
     # --- end wetstock ---
     # --- anomaly rules: supply chain (deliveries, dispatches, untraced fuel, depots) ---
+    untraced_rise_min_l: float = Field(
+        default=500.0,
+        gt=0,
+        description="untraced_level_rise: a tank's net rise (level change plus the sales "
+        "drawn meanwhile, litres at 20 °C) with no delivery around it is reported from this "
+        "size on. Off-book fuel comes by the tanker compartment (5–10 m³) or at the least a "
+        "1 m³ IBC tote; 500 L is half a tote and 10× FUELTRACE_GAUGE_RISE_MIN_L, the gauge's "
+        "noise on a difference of two readings (tens of litres: probe noise, temperature "
+        "stratification, a sale in progress at the reading).",
+    )
+    untraced_rise_hold_min: float = Field(
+        default=60.0,
+        gt=0,
+        description="untraced_level_rise: the higher level must hold this long after the rise "
+        "(the lowest reading in that time counts) above the highest reading in as long before "
+        "it, so a single bad reading or a probe settling cannot fire: at the 1–5 min ATG "
+        "interval of the SPEC an hour is 12–60 readings. Rising readings less than this apart "
+        "are one rise.",
+    )
+    depot_licence_kinds: tuple[str, ...] = Field(
+        default=("hazardous_chemicals", "business_licence", "environmental_approval"),
+        description="unlicensed_depot_dispatch: the licences a depot needs, valid on the "
+        "dispatch's Beijing date (JSON list). 危险化学品经营许可证 (Regulations on the Safe "
+        "Management of Hazardous Chemicals, State Council Decree 591, art. 33: storage and "
+        "wholesale of fuel need it), 营业执照, and the environmental approval; MOFCOM's "
+        "wholesale and storage approvals were abolished in 2019 (国办发〔2019〕42号), and a "
+        "depot needs no retail approval.",
+    )
     # --- end supply chain ---
     # --- anomaly rules: station conduct (totalizer, licences, vapour, silence) ---
+    licence_required_kinds: tuple[str, ...] = Field(
+        default=("retail_approval", "hazardous_chemicals", "business_licence",
+                 "environmental_approval"),
+        description="unlicensed_sales: the licences a station needs in force whenever it "
+        "sells (JSON list, among the SPEC's four station kinds). 成品油零售经营批准证书 (retail "
+        "approval; kept when 国办发〔2019〕42号 abolished the wholesale and storage approvals), "
+        "危险化学品经营许可证 (State Council Decree 591 art. 33: no trade in hazardous chemicals "
+        "such as gasoline without it), 营业执照, and the environmental approval.",
+    )
+    vapor_al_min: float = Field(
+        default=1.0,
+        gt=0,
+        description="vapor_al_out_of_band: lower end of the allowed air-to-liquid ratio of "
+        "vapour recovery at the nozzle. GB 20952-2020 §5.3: 1.0 ≤ A/L ≤ 1.2.",
+    )
+    vapor_al_max: float = Field(
+        default=1.2,
+        gt=0,
+        description="vapor_al_out_of_band: upper end of the allowed A/L ratio "
+        "(GB 20952-2020 §5.3). Above it the recovery pump draws air into the tank, which "
+        "pressurises it and vents vapour.",
+    )
+    vapor_al_days: int = Field(
+        default=5,
+        ge=1,
+        le=8,
+        description="vapor_al_out_of_band: consecutive Beijing days on which a nozzle's daily "
+        "mean A/L is out of band before it is a finding (`medium`). Online monitoring under "
+        "GB 20952-2020 Annex E warns from the first day out of band and alarms (报警) after 5 "
+        "consecutive days (as monitoring vendors implement it). At most 8 (the rule reads 7 "
+        "days before the day in question).",
+    )
+    vapor_al_high_days: int = Field(
+        default=10,
+        ge=1,
+        description="vapor_al_out_of_band: …and `high` from this many consecutive days: the "
+        "monitor's alarm left unrepaired as long again.",
+    )
+    vapor_pressure_max_pa: float = Field(
+        default=600.0,
+        description="vapor_pressure_out_of_range: highest allowed hourly mean gauge pressure "
+        "of the vapour-recovery system (tank ullage), Pa: the top of the normal range "
+        "−1000…+600 Pa in the online-monitoring clause of the GB 20952-2020 drafts. (The "
+        "final text alarms only above the P/V valve's opening pressure + 200 Pa for 5 min, "
+        "2.2 kPa with GB 50156's 2–3 kPa valves; +600 Pa held for hours already pushes vapour "
+        "out of every fitting.)",
+    )
+    vapor_pressure_min_pa: float = Field(
+        default=-1000.0,
+        description="vapor_pressure_out_of_range: lowest allowed hourly mean gauge pressure, "
+        "Pa: the bottom of that range (the vent's P/V valve opens at 1.5–2 kPa of vacuum, "
+        "GB 50156; a deeper vacuum held for hours means a stuck valve, a blocked vent or "
+        "a failed sensor).",
+    )
+    vapor_pressure_min_hours: int = Field(
+        default=2,
+        ge=1,
+        le=24,
+        description="vapor_pressure_out_of_range: consecutive hours (hourly means) beyond a "
+        "limit before it is a finding: a tanker unloading (Stage I, 30–60 min) or one odd "
+        "hour does not count. At most 24 (the rule reads a day before the day in question).",
+    )
+    silence_atg_h: float = Field(
+        default=2.0,
+        ge=0.5,
+        description="device_silent, sales_while_gauge_down: a tank's gauge readings may pause "
+        "this many hours. ATGs report every 1–5 min (SPEC; the simulator every 15 min), so 2 h "
+        "is 24–120 missed readings: no jitter, a shift the tank cannot be reconciled over. "
+        "At least 0.5 h (the rules read pauses from that length on).",
+    )
+    silence_vapor_monitor_h: float = Field(
+        default=3.0,
+        ge=1.5,
+        description="device_silent: the vapour-recovery monitor (any nozzle) may pause this "
+        "many hours while gasoline sells. Monitors upload at least hourly (the simulator: "
+        "hourly per nozzle); 3 h is two missed uploads with slack. At least 1.5 h.",
+    )
+    silence_station_h: float = Field(
+        default=2.0,
+        ge=0.5,
+        description="station_silent: a station may send nothing for this many hours (by "
+        "arrival at the warehouse, and by its records' own times). Its ATG alone reports every "
+        "1–5 min day and night, so 2 h of nothing is an outage, not a quiet spell. At least "
+        "0.5 h.",
+    )
     # --- end station conduct ---
     debug_pause_before_commit_ms: int = Field(
         default=0,

@@ -77,6 +77,11 @@ def dirty_stations(con: duckdb.DuckDBPyConnection, since_load: int) -> pl.DataFr
         f'SELECT station_id, min("{column}") AS t FROM {table} WHERE load_id > $w GROUP BY 1'
         for table, column in _TOUCHES
     ]
+    # A dispatch loaded late also touches the station whose delivery names it (received
+    # elsewhere than its destination: a diversion, and that delivery's checks change).
+    parts.append("""SELECT d.station_id, min(d.started_at) FROM delivery d
+                    JOIN dispatch p ON p.dispatch_id = d.dispatch_id
+                    WHERE p.load_id > $w GROUP BY 1""")  # fmt: skip
     # A facility change (licences, tanks, nozzles) re-checks that station's history; a
     # depot's, the history of every station it dispatched to.
     parts.append("SELECT facility_id, $epoch FROM facility_version WHERE load_id > $w")

@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.clock import BEIJING_OFFSET_MS, HOUR_MS, MINUTE_MS, to_datetime
-from simulator.province import Depot, Station
+from simulator.clock import HOUR_MS, MINUTE_MS, beijing_date
+from simulator.province import Depot, Station, Truck
 from simulator.tank import TankState, air_temperature_c, from_20c, ground_temperature_c, to_20c
 
 #: Stations fill to this fraction of nominal capacity (observed litres).
@@ -58,21 +58,27 @@ class Order:
 
 @dataclass(frozen=True)
 class PendingDelivery:
-    """A load on its way: what the station will record when it unloads."""
+    """A load on its way: what the station will record when it unloads, and what
+    physically enters the tank (``physical_scale`` × the declared volume)."""
 
-    dispatch_id: str
+    dispatch_id: str | None
     tank: TankState
     vehicle_plate: str
     seal_ids: tuple[str, ...]
-    volume_l: float  # observed litres at temperature_c
+    volume_l: float  # observed litres at temperature_c, as declared
     temperature_c: float
     density_kg_m3: float  # as measured at the station
     start_ms: int
     end_ms: int
+    seals_intact: bool = True
+    physical_scale: float = 1.0  # < 1: less reached the tank than was declared
 
 
-def _beijing_date(t_ms: int) -> str:
-    return to_datetime(t_ms + BEIJING_OFFSET_MS).strftime("%Y%m%d")
+def loading_temperature_c(rng: random.Random, t_ms: int) -> float:
+    """Temperature of a load at the depot's gantry at ``t_ms``, °C (0.1 °C)."""
+    return round(
+        0.7 * ground_temperature_c(t_ms) + 0.3 * air_temperature_c(t_ms) + rng.gauss(0, 0.5), 1
+    )
 
 
 @dataclass
@@ -99,7 +105,7 @@ class DepotState:
             family = "gasoline" if product.startswith("gasoline") else "diesel"
             code = PRODUCT_CODES[product]
             current = Batch(
-                batch_id=f"B{self.depot.number:02d}-{code}-{_beijing_date(t_ms)}-{self.batch_seq:03d}",
+                batch_id=f"B{self.depot.number:02d}-{code}-{beijing_date(t_ms)}-{self.batch_seq:03d}",
                 density_kg_m3=round(rng.uniform(*DENSITY_RANGE[family]), 1),
                 until_ms=t_ms + round(rng.uniform(12, 36) * HOUR_MS),
             )
@@ -111,7 +117,7 @@ class DepotState:
     ) -> list[tuple[dict[str, Any], PendingDelivery]]:
         """Load every order a truck can take by ``until_ms``; drop orders whose unloading
         would not finish by ``horizon_end_ms`` (so every dispatch is received in the
-        window). Returns dispatch records (Avro-ready) with the deliveries they become."""
+        window). Returns dispatch records (times in epoch ms) with the deliveries they become."""
         out = []
         waiting = []
         for order in sorted(self.orders, key=lambda o: o.ready_ms):
@@ -130,7 +136,6 @@ class DepotState:
         self, rng: random.Random, order: Order, truck_i: int, t_ms: int, horizon_end_ms: int
     ) -> tuple[dict[str, Any], PendingDelivery] | None:
         tank, truck = order.tank, self.depot.trucks[truck_i]
-        product = tank.spec.product
         transit_ms = round(order.station.transit_min * rng.uniform(0.9, 1.15) * MINUTE_MS)
         start_ms = t_ms + transit_ms + round(rng.uniform(5, 15) * MINUTE_MS)
         end_ms = start_ms + round(rng.uniform(30, 60) * MINUTE_MS)
@@ -142,17 +147,33 @@ class DepotState:
         if end_ms > horizon_end_ms:
             return None  # would arrive after the simulated window; the order lapses
         self.truck_free_ms[truck_i] = end_ms + transit_ms + 30 * MINUTE_MS
+        return self.make_load(
+            rng, order.station.facility_id, tank, truck, volume, t_ms, start_ms, end_ms
+        )
+
+    def make_load(
+        self,
+        rng: random.Random,
+        station_id: str,
+        tank: TankState,
+        truck: Truck,
+        volume: float,
+        t_ms: int,
+        start_ms: int,
+        end_ms: int,
+    ) -> tuple[dict[str, Any], PendingDelivery]:
+        """The dispatch record of ``volume`` litres of ``tank``'s product loaded at ``t_ms``
+        on ``truck`` for ``station_id``, and the delivery it becomes when unloaded into
+        ``tank`` from ``start_ms`` to ``end_ms``."""
+        product = tank.spec.product
         batch = self.batch(rng, product, t_ms)
         self.dispatch_seq += 1
-        dispatch_id = f"WB{self.depot.number:02d}{_beijing_date(t_ms)}{self.dispatch_seq:04d}"
+        dispatch_id = f"WB{self.depot.number:02d}{beijing_date(t_ms)}{self.dispatch_seq:04d}"
         seals = []
         for _ in range(math.ceil(volume / truck.compartment_l)):
             self.seal_serial += 1
             seals.append(f"LNS{self.depot.number:02d}{self.seal_serial:07d}")
-        loading_c = round(
-            0.7 * ground_temperature_c(t_ms) + 0.3 * air_temperature_c(t_ms) + rng.gauss(0, 0.5),
-            1,
-        )
+        loading_c = loading_temperature_c(rng, t_ms)
         arrival_c = loading_c + 0.15 * (air_temperature_c(start_ms) - loading_c)
         arrival_c = round(arrival_c + rng.gauss(0, 0.2), 1)
         received20 = to_20c(volume, loading_c, product) * (1 - rng.uniform(0.0005, 0.002))
@@ -161,13 +182,13 @@ class DepotState:
             "depot_id": self.depot.facility_id,
             "batch_id": batch.batch_id,
             "product": product,
-            "station_id": order.station.facility_id,
+            "station_id": station_id,
             "vehicle_plate": truck.plate,
             "seal_ids": list(seals),
             "volume_l": volume,
             "temperature_c": loading_c,
             "density_kg_m3": batch.density_kg_m3,
-            "dispatched_at": to_datetime(t_ms),
+            "dispatched_at": t_ms,
         }
         pending = PendingDelivery(
             dispatch_id=dispatch_id,

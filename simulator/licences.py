@@ -82,17 +82,17 @@ def issue_licences(
     licences = []
     for kind in kinds:
         years = VALIDITY_YEARS[kind]
-        earliest = _add_years(last + timedelta(days=MARGIN_DAYS), -years)
+        earliest = add_years(last + timedelta(days=MARGIN_DAYS), -years)
         latest = first - timedelta(days=MARGIN_DAYS)
         span = max((latest - earliest).days, 0)
         valid_from = earliest + timedelta(days=rng.randint(0, span))
-        valid_until = _add_years(valid_from, years) - timedelta(days=1)
+        valid_until = add_years(valid_from, years) - timedelta(days=1)
         number = _number(rng, kind, city, valid_from.year)
         licences.append(Licence(kind, number, valid_from, valid_until))
     return tuple(licences)
 
 
-def _add_years(day: date, years: int) -> date:
+def add_years(day: date, years: int) -> date:
     """The same calendar day ``years`` later (29 February becomes 1 March)."""
     try:
         return day.replace(year=day.year + years)

@@ -1,25 +1,34 @@
 """The time-stepped simulation of a province whose physics add up.
 
 Every reading interval (default 15 min) the depots load the orders a truck can take,
-each station serves the customers who arrived since the last step, and every tank gauge
-reads. A tank that falls below ``REORDER_AT`` of its capacity orders a refill from its
-depot; the load arrives after the transit time and is unloaded in 30–60 min.
+each station serves the customers who arrived since the last step, every tank gauge
+reads, and each tank loses what evaporates (and, when injected, what leaks) over the
+next interval. A tank that falls below ``REORDER_AT`` of its capacity orders a refill
+from its depot; the load arrives after the transit time and is unloaded in 30–60 min.
 
-Conservation: each tank's content is kept in litres at 20 °C; sales leave and deliveries
-enter linearly over their own start–end interval, so a reading at any moment sees
-exactly what has physically gone through, converted to litres at the tank's
-temperature, plus gauge noise. Records come out Avro-ready (datetime values).
+Conservation: each tank's content is kept in litres at 20 °C; sales, deliveries and
+losses leave and enter linearly over their own start–end interval, so a reading at any
+moment sees exactly what has physically gone through, converted to litres at the tank's
+temperature, plus gauge noise. A sale records what the dispenser's meter shows; what
+leaves the tank is that divided by the dispenser's ``meter_factor``.
+
+Injected wrongdoing (``simulator.injections``) hooks in at four points: a load leaving a
+depot (``on_load``), a tank asking for a refill (``on_order``), the end of every step
+(``on_tick``) and, after the run, the records themselves. Records come out with times
+as epoch milliseconds (``int``) and licence dates as ``date``.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simulator.clock import BEIJING_OFFSET_MS, HOUR_MS, MINUTE_MS, local_hour, to_datetime
+from simulator.clock import MINUTE_MS, beijing_date
 from simulator.depot import DepotState, Order, PendingDelivery
+from simulator.monitors import device_records, vapor_records
 from simulator.province import Province, Station, facility_records
 from simulator.sales import (
     FLOW_RANGE_LPM,
@@ -29,9 +38,13 @@ from simulator.sales import (
     amount_fen,
     arrivals,
     family,
+    meter_factor,
     sale_volume,
 )
-from simulator.tank import Flow, TankState, to_20c
+from simulator.tank import Flow, TankState, evaporation_rate, to_20c
+
+if TYPE_CHECKING:
+    from simulator.injections.base import Injection
 
 RECORD_TYPES = (
     "facility", "dispatch", "delivery", "tank_reading", "sale", "vapor", "device_status",
@@ -58,14 +71,23 @@ class StationState:
     nozzles: dict[str, list[NozzleState]]  # by tank_id
     prices: dict[str, int]  # fen per litre, by product
     arrivals: list[int]
+    meter_factor: dict[str, float]  # recorded ÷ dispensed litres, by dispenser_id
     next_arrival: int = 0
     txn_seq: int = 0
     delivery_seq: int = 0
 
     @classmethod
     def initial(
-        cls, rng: random.Random, station: Station, start_ms: int, end_ms: int
+        cls,
+        rng: random.Random,
+        noise: random.Random,
+        station: Station,
+        start_ms: int,
+        end_ms: int,
+        sales_scale: float = 1.0,
     ) -> StationState:
+        """The station at ``start_ms``; ``noise`` draws the meter errors and evaporation
+        rates (a stream of its own, so they leave the rest of the simulation as it was)."""
         sid = station.facility_id
         tanks = {t.tank_id: TankState.initial(rng, sid, t) for t in station.tanks}
         nozzles: dict[str, list[NozzleState]] = {t.tank_id: [] for t in station.tanks}
@@ -74,12 +96,17 @@ class StationState:
             nozzles[n.tank_id].append(NozzleState(n, totalizer, start_ms))
         discount = rng.randint(0, 8) if station.operator in MAJOR_OPERATORS else rng.randint(5, 30)
         prices = {t.product: PRICE_FEN[t.product] - discount for t in station.tanks}
-        per_day = station.daily_volume_l * sum(
-            t.demand_share / MEAN_SALE_L[family(t.product)] for t in station.tanks
+        per_day = (
+            station.daily_volume_l
+            * sales_scale
+            * sum(t.demand_share / MEAN_SALE_L[family(t.product)] for t in station.tanks)
         )
         # customers stop arriving shortly before the end, so every sale ends inside it
         customers = arrivals(rng, per_day, start_ms, end_ms - 15 * MINUTE_MS)
-        return cls(station, tanks, nozzles, prices, customers)
+        meters = {d: meter_factor(noise) for d in station.dispenser_ids}
+        for tank in tanks.values():
+            tank.evaporation_l_h = evaporation_rate(noise, tank.spec.product)
+        return cls(station, tanks, nozzles, prices, customers, meters)
 
     def _choose_tank(self, rng: random.Random) -> TankState:
         specs = self.station.tanks
@@ -94,14 +121,17 @@ class StationState:
             arrived = self.arrivals[self.next_arrival]
             self.next_arrival += 1
             tank = self._choose_tank(rng)
-            candidates = self.nozzles[tank.spec.tank_id]
+            candidates = [n for n in self.nozzles[tank.spec.tank_id] if n.in_service]
+            if not candidates:
+                continue  # every dispenser of that product is out of order: drives on
             free = [n for n in candidates if n.free_at_ms <= arrived]
             nozzle = rng.choice(free) if free else min(candidates, key=lambda n: n.free_at_ms)
             start = max(arrived, nozzle.free_at_ms)
             product = tank.spec.product
             price = self.prices[product]
-            volume = sale_volume(rng, product, price)
-            volume20 = to_20c(volume, tank.temperature_c(start), product)
+            volume = sale_volume(rng, product, price)  # what the meter records
+            dispensed = volume / self.meter_factor[nozzle.spec.dispenser_id]
+            volume20 = to_20c(dispensed, tank.temperature_c(start), product)
             slowest_end = start + math.ceil(volume / FLOW_RANGE_LPM[0] * MINUTE_MS)
             if (
                 start - arrived > MAX_WAIT_MS
@@ -127,7 +157,7 @@ class StationState:
         end: int,
     ) -> dict[str, Any]:
         self.txn_seq += 1
-        local_day = to_datetime(start + BEIJING_OFFSET_MS).strftime("%Y%m%d")
+        local_day = beijing_date(start)
         invoice = None
         if rng.random() < INVOICE_SHARE:
             invoice = (
@@ -146,8 +176,8 @@ class StationState:
             "amount_fen": amount_fen(price, volume),
             "totalizer_start_l": before,
             "totalizer_end_l": after,
-            "started_at": to_datetime(start),
-            "ended_at": to_datetime(end),
+            "started_at": start,
+            "ended_at": end,
             "invoice_id": invoice,
         }
 
@@ -155,9 +185,8 @@ class StationState:
         """Book a load into its tank (over its unloading interval); the delivery record."""
         tank = load.tank
         product = tank.spec.product
-        tank.commit(
-            Flow(load.start_ms, load.end_ms, to_20c(load.volume_l, load.temperature_c, product))
-        )
+        volume20 = to_20c(load.volume_l * load.physical_scale, load.temperature_c, product)
+        tank.commit(Flow(load.start_ms, load.end_ms, volume20))
         tank.order_pending = False
         self.delivery_seq += 1
         return {
@@ -168,12 +197,12 @@ class StationState:
             "product": product,
             "vehicle_plate": load.vehicle_plate,
             "seal_ids": list(load.seal_ids),
-            "seals_intact": True,
+            "seals_intact": load.seals_intact,
             "volume_l": load.volume_l,
             "temperature_c": load.temperature_c,
             "density_kg_m3": load.density_kg_m3,
-            "started_at": to_datetime(load.start_ms),
-            "ended_at": to_datetime(load.end_ms),
+            "started_at": load.start_ms,
+            "ended_at": load.end_ms,
         }
 
     def read_tanks(self, rng: random.Random, t_ms: int, out: Records) -> list[TankState]:
@@ -189,69 +218,65 @@ class StationState:
         return low
 
 
-def vapor_records(
-    rng: random.Random, station: Station, start_ms: int, end_ms: int
-) -> list[dict[str, Any]]:
-    """Hourly vapour-recovery samples per nozzle: A/L in the GB 20952 band 1.0–1.2,
-    ullage gauge pressure (Pa) swinging a little with the day, within ±250 Pa."""
-    means = [rng.uniform(1.04, 1.16) for _ in station.nozzles]
-    offsets = [rng.randint(0, 59_999) for _ in station.nozzles]
-    base_pa = rng.uniform(-60.0, 40.0)
-    out = []
-    hour = start_ms + HOUR_MS
-    while hour <= end_ms:
-        swing = 60.0 * math.sin(2 * math.pi * (local_hour(hour) - 9) / 24)
-        pressure = max(-250.0, min(250.0, base_pa + swing + rng.gauss(0.0, 30.0)))
-        for nozzle, mean, offset in zip(station.nozzles, means, offsets, strict=True):
-            out.append(
-                {
-                    "station_id": station.facility_id,
-                    "nozzle_id": nozzle.nozzle_id,
-                    "measured_at": to_datetime(min(hour + offset, end_ms)),
-                    "al_ratio": round(min(max(rng.gauss(mean, 0.02), 1.0), 1.2), 3),
-                    "pressure_pa": round(pressure + rng.gauss(0.0, 5.0), 1),
-                }
-            )
-        hour += HOUR_MS
-    return out
+@dataclass
+class World:
+    """Everything the simulation holds, as injections see it."""
 
-
-def device_records(station: Station, at_ms: int) -> list[dict[str, Any]]:
-    """Every device of the station reported online at ``at_ms``."""
-    return [
-        {
-            "station_id": station.facility_id,
-            "device_id": device_id,
-            "device_kind": kind,
-            "status": "online",
-            "at": to_datetime(at_ms),
-        }
-        for device_id, kind in station.devices()
-    ]
+    province: Province
+    stations: dict[str, StationState]
+    depots: dict[str, DepotState]
+    out: Records
+    start_ms: int
+    end_ms: int
+    interval_ms: int
 
 
 def simulate(
-    province: Province, rng: random.Random, start_ms: int, end_ms: int, interval_ms: int
+    province: Province,
+    rng: random.Random,
+    start_ms: int,
+    end_ms: int,
+    interval_ms: int,
+    *,
+    seed: int | str = 0,
+    sales_scale: float = 1.0,
+    injections: Sequence[Injection] = (),
 ) -> Records:
     """Run the province from ``start_ms`` to ``end_ms`` (ms) with a gauge reading every
-    ``interval_ms``. Returns Avro-ready records by type, in generation order."""
+    ``interval_ms``, ``sales_scale`` × the stations' customers, and ``injections`` applied
+    as it runs (their record-level effects are applied by the caller, see
+    ``simulator.generate``). Returns records by type, in generation order."""
     out: Records = {t: [] for t in RECORD_TYPES}
     out["facility"] = facility_records(province)
-    stations = {s.facility_id: StationState.initial(rng, s, start_ms, end_ms)
-                for s in province.stations}  # fmt: skip
+    stations = {
+        s.facility_id: StationState.initial(
+            rng, random.Random(f"{seed}/noise/{s.facility_id}"), s, start_ms, end_ms, sales_scale
+        )
+        for s in province.stations
+    }
     depots = {d.facility_id: DepotState.initial(d, start_ms) for d in province.depots}
+    world = World(province, stations, depots, out, start_ms, end_ms, interval_ms)
     for s in province.stations:
         out["device_status"].extend(device_records(s, start_ms))
     for tick in range(start_ms, end_ms + 1, interval_ms):
         for depot in depots.values():
             for dispatch, load in depot.dispatch_ready(rng, tick, end_ms):
+                for injection in injections:
+                    dispatch, load = injection.on_load(world, dispatch, load)
                 out["dispatch"].append(dispatch)
                 out["delivery"].append(stations[dispatch["station_id"]].receive(load))
         for st in stations.values():
             st.sell_until(rng, tick, end_ms, out)
             for tank in st.read_tanks(rng, tick, out):
+                if any(injection.on_order(world, st, tank, tick) for injection in injections):
+                    continue
                 ready = tick + round(rng.uniform(20, 90) * MINUTE_MS)
                 depots[st.station.depot_id].orders.append(Order(st.station, tank, ready))
+        for injection in injections:
+            injection.on_tick(world, tick)
+        for st in stations.values():
+            for tank in st.tanks.values():
+                tank.lose(tick, tick + interval_ms)
     for s in province.stations:
         out["vapor"].extend(vapor_records(rng, s, start_ms, end_ms))
     return out

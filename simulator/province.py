@@ -133,6 +133,9 @@ class Province:
     def depot(self, depot_id: str) -> Depot:
         return next(d for d in self.depots if d.facility_id == depot_id)
 
+    def station(self, station_id: str) -> Station:
+        return next(s for s in self.stations if s.facility_id == station_id)
+
 
 def _updated_at(rng: random.Random, start_ms: int, licences: tuple[Licence, ...]) -> int:
     """When the current registration was filed: a past working day (09:00–17:00 Beijing
@@ -287,41 +290,44 @@ def _licence_records(licences: tuple[Licence, ...]) -> list[dict[str, Any]]:
     ]
 
 
+def depot_record(d: Depot) -> dict[str, Any]:
+    """The ``facility`` record of a depot (``updated_at`` in epoch ms, dates as ``date``)."""
+    return {
+        "facility_id": d.facility_id,
+        "kind": "depot",
+        "name": d.name,
+        "city": d.city.name,
+        "operator": d.operator,
+        "updated_at": d.updated_at_ms,
+        "tanks": [],
+        "nozzles": [],
+        "licences": _licence_records(d.licences),
+    }
+
+
+def station_record(s: Station) -> dict[str, Any]:
+    """The ``facility`` record of a station (``updated_at`` in epoch ms, dates as ``date``)."""
+    return {
+        "facility_id": s.facility_id,
+        "kind": "station",
+        "name": s.name,
+        "city": s.city.name,
+        "operator": s.operator,
+        "updated_at": s.updated_at_ms,
+        "tanks": [
+            {"tank_id": t.tank_id, "product": t.product, "capacity_l": t.capacity_l}
+            for t in s.tanks
+        ],
+        "nozzles": [
+            {"nozzle_id": n.nozzle_id, "dispenser_id": n.dispenser_id, "tank_id": n.tank_id}
+            for n in s.nozzles
+        ],
+        "licences": _licence_records(s.licences),
+    }
+
+
 def facility_records(province: Province) -> list[dict[str, Any]]:
-    """One ``facility`` record per depot and station, Avro-ready (datetime/date values)."""
-    records: list[dict[str, Any]] = []
-    for d in province.depots:
-        records.append(
-            {
-                "facility_id": d.facility_id,
-                "kind": "depot",
-                "name": d.name,
-                "city": d.city.name,
-                "operator": d.operator,
-                "updated_at": to_datetime(d.updated_at_ms),
-                "tanks": [],
-                "nozzles": [],
-                "licences": _licence_records(d.licences),
-            }
-        )
-    for s in province.stations:
-        records.append(
-            {
-                "facility_id": s.facility_id,
-                "kind": "station",
-                "name": s.name,
-                "city": s.city.name,
-                "operator": s.operator,
-                "updated_at": to_datetime(s.updated_at_ms),
-                "tanks": [
-                    {"tank_id": t.tank_id, "product": t.product, "capacity_l": t.capacity_l}
-                    for t in s.tanks
-                ],
-                "nozzles": [
-                    {"nozzle_id": n.nozzle_id, "dispenser_id": n.dispenser_id, "tank_id": n.tank_id}
-                    for n in s.nozzles
-                ],
-                "licences": _licence_records(s.licences),
-            }
-        )
-    return records
+    """One ``facility`` record per depot and station."""
+    return [depot_record(d) for d in province.depots] + [
+        station_record(s) for s in province.stations
+    ]

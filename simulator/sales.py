@@ -1,8 +1,10 @@
 """Customers at the pump: when they come (a daily profile), what they buy (litres), what
 they pay (fen) and how the nozzle's totalizer and clock record it.
 
-Sale volumes are observed litres at the fuel's temperature, to 0.01 L; the totalizer of
-each nozzle runs on continuously from one sale to the next.
+Sale volumes are observed litres at the fuel's temperature, to 0.01 L, as the dispenser's
+meter records them; the totalizer of each nozzle runs on continuously from one sale to the
+next. Each dispenser's meter has its own constant error (``meter_factor``): recorded litres
+= dispensed litres × factor, within the ±0.3 % a class-0.3 dispenser may show (JJG 443).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ MEAN_SALE_L: dict[str, float] = {"gasoline": 30.0, "diesel": 85.0}
 FLOW_RANGE_LPM = (20.0, 50.0)
 #: Preset amounts customers ask for ("200 yuan of 92"), fen.
 PRESET_AMOUNTS_FEN = (10_000, 15_000, 20_000, 20_000, 30_000)
+#: A dispenser's meter error (recorded ÷ dispensed − 1): normal with this standard deviation,
+#: cut at the maximum permissible error of JJG 443 (±0.3 %). Verified meters sit close to 0.
+METER_ERROR_SD = 0.001
+METER_ERROR_MAX = 0.003
 
 
 def family(product: str) -> str:
@@ -73,6 +79,11 @@ def sale_volume(rng: random.Random, product: str, price_fen: int) -> float:
     return round(litres, 2)
 
 
+def meter_factor(rng: random.Random) -> float:
+    """Recorded ÷ dispensed litres of one dispenser's meter, within the legal ±0.3 %."""
+    return 1.0 + max(-METER_ERROR_MAX, min(METER_ERROR_MAX, rng.gauss(0.0, METER_ERROR_SD)))
+
+
 def amount_fen(price_fen: int, volume_l: float) -> int:
     """``round(price × volume)`` in fen, half up, computed exactly on centilitres."""
     return (price_fen * round(volume_l * 100) + 50) // 100
@@ -80,11 +91,13 @@ def amount_fen(price_fen: int, volume_l: float) -> int:
 
 @dataclass
 class NozzleState:
-    """A nozzle while the simulation runs: its totalizer (L) and when it is next free."""
+    """A nozzle while the simulation runs: its totalizer (L), when it is next free and
+    whether its dispenser works."""
 
     spec: NozzleSpec
     totalizer_l: float
     free_at_ms: int
+    in_service: bool = True
 
     def pump(self, rng: random.Random, volume_l: float, start_ms: int) -> tuple[float, float, int]:
         """Dispense ``volume_l`` from ``start_ms``: returns (totalizer before, totalizer

@@ -4,6 +4,12 @@ The tank keeps its contents as *standard volume* (litres at 20 °C), which is wh
 conserved; what a gauge or meter sees is the observed volume at the fuel's own
 temperature, ``V_obs = V_20 · (1 + β·(T − 20))`` with a linear expansion coefficient β
 per product family (a simplification of the GB/T 1885 / ASTM D1250 tables).
+
+Noise and losses a wetstock analyst expects in clean data: the gauge's level, volume and
+temperature errors (``LEVEL_NOISE_MM``, ``VOLUME_NOISE_REL``, ``TEMPERATURE_NOISE_C``), the
+fuel's seasonal and lagged diurnal temperature swing with its thermal expansion, and a
+small evaporation loss per tank (``EVAPORATION_L_H``). A leak, when injected, is a further
+continuous loss (``leak_l_h``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.clock import day_of_year, local_hour, to_datetime
+from simulator.clock import day_of_year, local_hour
 from simulator.province import TankSpec
 
 #: Volumetric expansion coefficient, 1/°C.
@@ -24,6 +30,21 @@ TANK_LENGTH_M = 7.0
 LEVEL_NOISE_MM = (0.4, 1.0)
 VOLUME_NOISE_REL = (0.0002, 0.0005)
 TEMPERATURE_NOISE_C = (0.03, 0.1)
+#: Evaporation from a tank, litres at 20 °C per hour, drawn uniformly per tank. Stage I/II
+#: vapour recovery keeps it small: the excess air of A/L > 1 and the tank's breathing vent
+#: a few hundred millilitres of gasoline a day (≈ 0.005–0.02 % of a tank's throughput),
+#: diesel next to nothing. Well below the smallest leak an SIR test is asked to find
+#: (0.2 gal/h ≈ 0.76 L/h).
+EVAPORATION_L_H: dict[str, tuple[float, float]] = {
+    "gasoline": (0.01, 0.04),
+    "diesel": (0.0, 0.004),
+}
+
+
+def evaporation_rate(rng: random.Random, product: str) -> float:
+    """A tank's evaporation loss, litres at 20 °C per hour."""
+    family = "gasoline" if product.startswith("gasoline") else "diesel"
+    return rng.uniform(*EVAPORATION_L_H[family])
 
 
 def expansion_coefficient(product: str) -> float:
@@ -60,10 +81,11 @@ class TankGeometry:
 
     capacity_l: float
     length_mm: float = TANK_LENGTH_M * 1000
+    radius_mm: float = field(init=False)
 
-    @property
-    def radius_mm(self) -> float:
-        return math.sqrt(self.capacity_l * 1e6 / (math.pi * self.length_mm))
+    def __post_init__(self) -> None:
+        radius = math.sqrt(self.capacity_l * 1e6 / (math.pi * self.length_mm))
+        object.__setattr__(self, "radius_mm", radius)
 
     @property
     def diameter_mm(self) -> float:
@@ -77,16 +99,27 @@ class TankGeometry:
         return area * self.length_mm / 1e6
 
     def level_for(self, volume_l: float) -> float:
-        """Liquid level in mm holding ``volume_l`` litres (bisection to ~0.001 mm)."""
-        lo, hi = 0.0, self.diameter_mm
+        """Liquid level in mm holding ``volume_l`` litres (to ~0.0001 mm): Newton's method
+        on the segment area, kept inside a bisection bracket where the slope vanishes."""
+        r, length = self.radius_mm, self.length_mm
+        lo, hi = 0.0, 2 * r
         target = min(max(volume_l, 0.0), self.capacity_l)
-        for _ in range(24):
-            mid = (lo + hi) / 2
-            if self.volume_at(mid) < target:
-                lo = mid
+        h = target / self.capacity_l * hi
+        for _ in range(40):
+            error = self.volume_at(h) - target
+            if error < 0:
+                lo = h
             else:
-                hi = mid
-        return (lo + hi) / 2
+                hi = h
+            slope = 2 * math.sqrt(max(2 * r * h - h * h, 0.0)) * length / 1e6  # L per mm
+            step = error / slope if slope > 0 else math.inf
+            nxt = h - step
+            if not lo < nxt < hi:
+                nxt = (lo + hi) / 2
+            if abs(nxt - h) < 1e-5:
+                return nxt
+            h = nxt
+        return h
 
 
 @dataclass
@@ -125,6 +158,9 @@ class TankState:
     geometry: TankGeometry
     flows: list[Flow] = field(default_factory=list)
     order_pending: bool = False
+    evaporation_l_h: float = 0.0  # litres at 20 °C per hour
+    leak_l_h: float = 0.0  # litres at 20 °C per hour; 0 unless a leak is injected
+    leaked20_l: float = 0.0  # what the leak has taken so far, litres at 20 °C
 
     @classmethod
     def initial(cls, rng: random.Random, station_id: str, spec: TankSpec) -> TankState:
@@ -158,6 +194,15 @@ class TankState:
         self.content20_l += flow.volume20_l
         self.flows.append(flow)
 
+    def lose(self, start_ms: int, end_ms: int) -> None:
+        """Evaporation and any leak between ``start_ms`` and ``end_ms``, as one linear flow."""
+        hours = (end_ms - start_ms) / 3_600_000
+        leaked = self.leak_l_h * hours
+        lost = self.evaporation_l_h * hours + leaked
+        if lost > 0:
+            self.leaked20_l += leaked
+            self.commit(Flow(start_ms, end_ms, -lost))
+
     def content20_at(self, t_ms: int) -> float:
         """Fuel physically in the tank at ``t_ms``, litres at 20 °C."""
         return self.content20_l - sum(f.remaining(t_ms) for f in self.flows)
@@ -169,7 +214,7 @@ class TankState:
         return self.content20_l - incoming
 
     def reading(self, rng: random.Random, t_ms: int) -> tuple[dict[str, Any], float]:
-        """The ATG reading at ``t_ms`` (Avro-ready) and the true observed volume (L)."""
+        """The ATG reading at ``t_ms`` (times in epoch ms) and the true observed volume (L)."""
         self.flows = [f for f in self.flows if f.end_ms > t_ms]
         temperature = self.temperature_c(t_ms)
         observed = from_20c(self.content20_at(t_ms), temperature, self.spec.product)
@@ -179,7 +224,7 @@ class TankState:
             "station_id": self.station_id,
             "tank_id": self.spec.tank_id,
             "product": self.spec.product,
-            "read_at": to_datetime(t_ms),
+            "read_at": t_ms,
             "level_mm": round(max(level, 0.0), 1),
             "volume_l": round(observed * (1.0 + _bounded_gauss(rng, VOLUME_NOISE_REL)), 1),
             "water_mm": round(max(self.water_mm + rng.gauss(0.0, 0.1), 0.0), 1),

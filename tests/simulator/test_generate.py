@@ -7,7 +7,7 @@ import re
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,20 @@ import pytest
 from fastavro import parse_schema
 from fastavro.validation import validate
 
-from simulator import RECORD_TYPES, generate_province, write_jsonl
+from simulator import (
+    RECORD_TYPES,
+    RandomScenarios,
+    generate_province,
+    generate_with_truth,
+    read_ground_truth,
+    write_ground_truth,
+    write_jsonl,
+)
 from simulator.geography import CITIES
 from simulator.licences import social_credit_code
+from simulator.monitors import CLEAN_PRESSURE_PA
 from simulator.tank import TankGeometry, to_20c
+from tests.simulator.measure import TankBook
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 SPEC_CITIES = {
@@ -298,15 +308,106 @@ def test_tanks_stay_within_capacity_and_gauge_geometry(province: Records) -> Non
         assert abs(liquid - r["volume_l"] - geometry.volume_at(r["water_mm"])) < 0.002 * capacity
 
 
-def test_vapour_and_device_status(province: Records) -> None:
+def test_vapour_only_on_gasoline_nozzles_in_band_hourly(province: Records) -> None:
     assert all(1.0 <= v["al_ratio"] <= 1.2 for v in province["vapor"])
-    assert all(abs(v["pressure_pa"]) <= 300 for v in province["vapor"])
-    nozzles = nozzle_tank(province)
-    assert {(v["station_id"], v["nozzle_id"]) for v in province["vapor"]} == set(nozzles)
+    assert all(abs(v["pressure_pa"]) <= CLEAN_PRESSURE_PA for v in province["vapor"])
+    tanks = tank_index(province)
+    gasoline = {
+        key for key, tank in nozzle_tank(province).items()
+        if tanks[(key[0], tank)]["product"].startswith("gasoline")
+    }  # fmt: skip
+    samples: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for v in province["vapor"]:
+        samples[(v["station_id"], v["nozzle_id"])].append(v["measured_at"])
+    assert set(samples) == gasoline
+    assert {len(times) for times in samples.values()} == {48}  # every hour of the two days
+
+
+def test_devices_are_online_and_report_without_gaps(province: Records) -> None:
     statuses = province["device_status"]
     assert all(s["status"] == "online" for s in statuses)
     assert {s["at"] for s in statuses} == {"2026-11-20T00:00:00.000Z"}
     assert {s["device_kind"] for s in statuses} == {"atg", "dispenser", "vapor_monitor", "gateway"}
+    readings: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in province["tank_reading"]:
+        readings[(r["station_id"], r["tank_id"])].append(ts(r["read_at"]).timestamp())
+    assert set(readings) == set(tank_index(province))
+    for times in readings.values():
+        assert {b - a for a, b in zip(times, times[1:], strict=False)} == {900.0}
+
+
+def beijing_day(value: str) -> date:
+    return (ts(value) + timedelta(hours=8)).date()
+
+
+def test_every_licence_is_valid_whenever_it_is_used(province: Records) -> None:
+    """Clean data: no sale and no dispatch on a day a licence of its station (depot) is not
+    valid, and nothing suspended or revoked."""
+    licences = {f["facility_id"]: f["licences"] for f in province["facility"]}
+    assert len(licences) == len(province["facility"])  # one registration each
+    used = [(s["station_id"], s["started_at"]) for s in province["sale"]]
+    used += [(d["depot_id"], d["dispatched_at"]) for d in province["dispatch"]]
+    for facility_id, at in used:
+        day = beijing_day(at)
+        for lic in licences[facility_id]:
+            assert lic["status"] == "valid"
+            since, until = date.fromisoformat(lic["valid_from"]), lic["valid_until"]
+            assert since <= day <= date.fromisoformat(until)
+
+
+def test_meters_err_within_the_legal_limit(province: Records) -> None:
+    """What each tank lost against what its dispensers recorded: within ±0.3 % of the
+    sales (JJG 443) plus the gauge's error at both ends and a little evaporation."""
+    nozzles = nozzle_tank(province)
+    sold: dict[tuple[str, str], float] = defaultdict(float)
+    for s in province["sale"]:
+        sold[(s["station_id"], nozzles[(s["station_id"], s["nozzle_id"])])] += s["volume_l"]
+    start = ts(province["tank_reading"][0]["read_at"]).timestamp()
+    end = ts(province["tank_reading"][-1]["read_at"]).timestamp()
+    errors = []
+    for station_id, tank_id in tank_index(province):
+        book = TankBook(province, station_id, tank_id)
+        unexplained = book.unexplained(start, end)
+        gauge = 0.001 * max(book.v20)
+        assert abs(unexplained) <= 0.003 * sold[(station_id, tank_id)] + gauge + 3.0
+        errors.append(unexplained / max(sold[(station_id, tank_id)], 1.0))
+    assert max(errors) - min(errors) > 0.0005  # meters differ: the error is not all zero
+
+
+def test_generate_with_truth_is_deterministic_and_clean_without_scenarios(
+    province: Records,
+) -> None:
+    clean = generate_with_truth()
+    assert clean.incidents == [] and clean.records == province
+    asked = {"seed": 11, "depots": 2, "stations": 8, "days": 2.0}
+    first = generate_with_truth(**asked, scenarios=RandomScenarios(per_kind=1))
+    again = generate_with_truth(**asked, scenarios=RandomScenarios(per_kind=1))
+    assert first == again
+    assert len(first.incidents) >= 15
+    other = generate_with_truth(**asked, scenarios=RandomScenarios(per_kind=1, seed=1))
+    assert other.incidents != first.incidents
+
+
+def test_fewer_sales_with_a_smaller_sales_scale() -> None:
+    full = generate_province(depots=1, stations=3, days=1.0)
+    quarter = generate_province(depots=1, stations=3, days=1.0, sales_scale=0.25)
+    assert 0.18 < len(quarter["sale"]) / len(full["sale"]) < 0.32
+    assert len(quarter["tank_reading"]) == len(full["tank_reading"])
+
+
+def test_ground_truth_file_round_trips(tmp_path: Path) -> None:
+    generated = generate_with_truth(
+        depots=1, stations=6, days=2.0, scenarios=RandomScenarios(per_kind=1)
+    )
+    write_jsonl(generated.records, tmp_path)
+    path = write_ground_truth(generated.incidents, tmp_path)
+    assert path == tmp_path / "ground_truth.jsonl"
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == len(generated.incidents) > 0
+    for line in lines:
+        assert ISO_MS_Z.match(line["start"]) and ISO_MS_Z.match(line["end"])
+        assert line["expected_rules"] or line["tolerated_rules"]
+    assert read_ground_truth(tmp_path) == generated.incidents
 
 
 def test_write_jsonl_round_trips(tmp_path: Path) -> None:
