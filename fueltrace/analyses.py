@@ -7,20 +7,35 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from fueltrace import metrics
+from fueltrace.observe import refresh_gauges
 from fueltrace.settings import Settings
 from processors import anomalies, traceability
+from warehouse import cases
 
 
 @dataclass
 class AnalysesResult:
     traceability: traceability.TraceabilityResult
     anomalies: anomalies.AnomalyRunResult
+    cases: cases.SyncResult
 
 
 def run_analyses(con: duckdb.DuckDBPyConnection, settings: Settings,
                  now: datetime | None = None) -> AnalysesResult:  # fmt: skip
     """Bring every derived table up to date with what has been loaded: lineage, standard
-    volumes and delivery checks first, then the anomaly rules that read them."""
+    volumes and delivery checks first, then the anomaly rules that read them, then the
+    cases of the findings (opened for new ones, reopened for ones found again); then the
+    warehouse gauges (``fueltrace.observe``). Each job is timed into
+    ``fueltrace_analysis_duration_seconds{job}``."""
     clock = now or datetime.now(UTC)
-    return AnalysesResult(traceability.run(con, settings, clock),
-                          anomalies.run(con, settings, clock))  # fmt: skip
+    with metrics.ANALYSIS_DURATION.labels("traceability").time():
+        traced = traceability.run(con, settings, clock)
+    with metrics.ANALYSIS_DURATION.labels("anomalies").time():
+        found = anomalies.run(con, settings, clock)
+    with metrics.ANALYSIS_DURATION.labels("cases").time():
+        synced = cases.sync_cases(con, clock)
+    with metrics.ANALYSIS_DURATION.labels("observe").time():
+        refresh_gauges(con, settings, clock)
+    metrics.LAST_ANALYSIS.set_to_current_time()
+    return AnalysesResult(traced, found, synced)

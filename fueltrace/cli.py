@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "trace": "Trace a sale back to its depot batches, a batch forward, or a delivery.",
     "recall": "Recall report for a batch: tanks to seal, stations, sales (CSV or JSON).",
     "settings": "Print every setting, its value and what it is for.",
+    "serve": "Run ingest, analyses, the regulator API, the gateway, the web page and /metrics.",
+    "token": "Create, revoke or list the HTTP service's access tokens.",
 }
 
 
@@ -229,7 +231,50 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from fueltrace.demo import run_demo
 
     return run_demo(settings, stations=args.stations, depots=args.depots, days=args.days,
-                    seed=args.seed)  # fmt: skip
+                    seed=args.seed, serve=not args.no_serve, port=args.port)  # fmt: skip
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from fueltrace.api.serve import serve
+
+    return serve(settings, host=args.host, port=args.port)
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from fueltrace.errors import WarehouseBusy
+    from warehouse import access
+    from warehouse.connection import connect
+
+    try:
+        con = connect(settings.db)
+    except WarehouseBusy as exc:
+        raise WarehouseBusy(f"{exc.message}. While `fueltrace serve` runs, manage tokens "
+                            "through its admin API (POST/GET /api/v1/tokens, "
+                            "DELETE /api/v1/tokens/ID)") from exc  # fmt: skip
+    try:
+        now = datetime.now(UTC)
+        if args.action == "create":
+            token, row = access.create_token(con, role=args.role, scope=args.scope,
+                                             label=args.label, created_by="cli",
+                                             now=now, expires_at=_when(args.expires))  # fmt: skip
+            print(token)
+            print(f"token {row['token_id']}: {row['role']}"
+                  + (f" of {row['scope']}" if row["scope"] else "") + f", for {row['label']}. "
+                  "Shown once: only its hash is kept.", file=sys.stderr)  # fmt: skip
+        elif args.action == "revoke":
+            row = access.revoke_token(con, args.token_id, by="cli", now=now)
+            print(f"token {row['token_id']} revoked at {row['revoked_at']}")
+        else:
+            for row in access.list_tokens(con, include_revoked=args.all):
+                if args.json:
+                    print(json.dumps(row, ensure_ascii=False))
+                else:
+                    state = f"revoked {row['revoked_at'][:16]}" if row["revoked_at"] else "active"
+                    print(f"{row['token_id']}  {row['role']:<21} {row['scope'] or '-':<16} "
+                          f"{state:<24} {row['label']}")
+    finally:
+        con.close()
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,12 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from FUELTRACE_* environment variables (see `fueltrace settings`).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-json", action="store_true",
+                        help="log JSON lines instead of key=value text (FUELTRACE_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("demo", help=COMMANDS["demo"], description=COMMANDS["demo"])
     p.add_argument("--stations", type=int, default=24, help="stations to simulate (24)")
     p.add_argument("--depots", type=int, default=3, help="depots to simulate (3)")
     p.add_argument("--days", type=float, default=2.0, help="days of data (2)")
     p.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    p.add_argument("--no-serve", action="store_true",
+                   help="stop after the report instead of serving the API and web page")
+    p.add_argument("--port", type=int, default=None,
+                   help="port to serve on (default FUELTRACE_HTTP_PORT)")  # fmt: skip
     p = sub.add_parser("broker", help=COMMANDS["broker"], description=COMMANDS["broker"])
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     sub.add_parser("topics", help=COMMANDS["topics"], description=COMMANDS["topics"])
@@ -290,6 +341,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sales", action="store_true", help="CSV: one row per sale, not per tank")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     sub.add_parser("settings", help=COMMANDS["settings"], description=COMMANDS["settings"])
+    p = sub.add_parser("serve", help=COMMANDS["serve"], description=COMMANDS["serve"])
+    p.add_argument("--host", default=None, help="address (default FUELTRACE_HTTP_HOST)")
+    p.add_argument("--port", type=int, default=None, help="port (default FUELTRACE_HTTP_PORT)")
+    p = sub.add_parser("token", help=COMMANDS["token"], description=COMMANDS["token"]
+                       + " They are kept in the warehouse, hashed; stop `fueltrace serve` "
+                       "first or use its admin API.")  # fmt: skip
+    action = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = action.add_parser("create", help="a new token, printed once")
+    q.add_argument("--role", required=True, choices=("station", "depot", "city_regulator",
+                                                     "provincial_regulator", "admin"))
+    q.add_argument("--scope", help="station_id (station), depot_id (depot), city "
+                   "(city_regulator); none for the others")  # fmt: skip
+    q.add_argument("--label", required=True, help="who holds it")
+    q.add_argument("--expires", help="ISO-8601 expiry (default: until revoked)")
+    q = action.add_parser("revoke", help="revoke a token by its id")
+    q.add_argument("token_id")
+    q = action.add_parser("list", help="the tokens (never their secrets)")
+    q.add_argument("--all", action="store_true", help="also revoked ones")
+    q.add_argument("--json", action="store_true", help="JSON lines")
     return parser
 
 
@@ -304,12 +374,14 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "settings": cmd_settings,
     "trace": cmd_trace,
     "recall": cmd_recall,
+    "serve": cmd_serve,
+    "token": cmd_token,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(args.verbose)
+    logs.configure(args.verbose, json_format=True if args.log_json else None)
     try:
         return HANDLERS[args.command](load_settings(), args)
     except FuelTraceError as exc:

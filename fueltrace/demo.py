@@ -133,8 +133,53 @@ def _show_anomalies(con: Any) -> None:
         print(f"  e.g. {row['anomaly_id']} [{row['severity']}] {row['summary']}")
 
 
+def _demo_tokens(db: Path, records: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
+    """One token per role for the demo: (who, token). A real deployment makes its own
+    with `fueltrace token create`."""
+    from datetime import UTC, datetime
+
+    from warehouse.access import create_token
+    from warehouse.connection import connect
+
+    facilities = records["facility"]
+    station = next(f for f in facilities if f["kind"] == "station")
+    depot = next((f for f in facilities if f["kind"] == "depot"), None)
+    wanted = [("admin", None), ("provincial_regulator", None),
+              ("city_regulator", station["city"]), ("station", station["facility_id"])]
+    if depot is not None:
+        wanted.append(("depot", depot["facility_id"]))
+    con = connect(db)
+    try:
+        made = []
+        for role, scope in wanted:
+            token, _ = create_token(con, role=role, scope=scope, label=f"demo {role}",
+                                    created_by="demo", now=datetime.now(UTC))  # fmt: skip
+            made.append((role + (f" ({scope})" if scope else ""), token))
+        return made
+    finally:
+        con.close()
+
+
+def _serve(settings: Settings, records: dict[str, list[dict[str, Any]]], port: int | None,
+           started: float) -> int:  # fmt: skip
+    from fueltrace.api.serve import serve
+
+    tokens = _demo_tokens(settings.db, records)
+    host = settings.http_host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{settings.http_port if port is None else port}"
+    print("\nThe HTTP service (demo tokens, one per role; send as `Authorization: Bearer …`)")
+    for who, token in tokens:
+        print(f"  {who:<32} {token}")
+    print(f"""  try          curl -H "Authorization: Bearer {tokens[1][1]}" {url}/api/v1/anomalies
+  web page     {url}/      API docs {url}/docs      metrics {url}/metrics
+  While it serves, the warehouse belongs to it: use the API (the CLI commands wait).""")
+    _say("serving (Ctrl-C stops)", started)
+    return serve(settings, port=port)
+
+
 def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: float = 2.0,
-             seed: int = 7) -> int:  # fmt: skip
+             seed: int = 7, serve: bool = False, port: int | None = None) -> int:  # fmt: skip
     from fueltrace.analyses import run_analyses
     from ingest.consumer import Ingest
     from warehouse.connection import connect
@@ -163,7 +208,13 @@ def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: f
         _push_trouble(settings, bootstrap, directory, started, records)
 
         ingest = Ingest(settings, bootstrap, connect(db))
-        stack.callback(ingest.close)
+        open_ingests = [ingest]
+
+        def close_ingests() -> None:
+            for each in open_ingests:
+                each.close()
+
+        stack.callback(close_ingests)
 
         def progress(summary: Any) -> None:
             _say(f"ingest: {summary.records:>6} records in {summary.batches} batches, "
@@ -181,6 +232,11 @@ def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: f
         _show_traces(ingest.con, directory)
         _show_anomalies(ingest.con)
         ingest.con.close()
+        if serve:  # the broker stays up while serving; this consumer leaves the group first
+            open_ingests.clear()
+            ingest.close()
+            _say("done", started)
+            return _serve(settings, records, port, started)
     _say("done", started)
     print(f"""
 Where to look

@@ -356,13 +356,13 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         description="vapor_al_out_of_band: lower end of the allowed air-to-liquid ratio of "
-        "vapour recovery at the nozzle. GB 20952-2020 §5.3: 1.0 ≤ A/L ≤ 1.2.",
+        "vapour recovery at the nozzle. GB 20952-2020 ch. 5 (emission limits): 1.0 ≤ A/L ≤ 1.2.",
     )
     vapor_al_max: float = Field(
         default=1.2,
         gt=0,
-        description="vapor_al_out_of_band: upper end of the allowed A/L ratio "
-        "(GB 20952-2020 §5.3). Above it the recovery pump draws air into the tank, which "
+        description="vapor_al_out_of_band: upper end of the allowed A/L ratio (GB 20952-2020 "
+        "ch. 5, emission limits). Above it the recovery pump draws air into the tank, which "
         "pressurises it and vents vapour.",
     )
     vapor_al_days: int = Field(

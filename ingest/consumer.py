@@ -12,11 +12,19 @@ Kafka client is only touched from the polling thread.
 On every partition assignment the consumer waits for the load in flight, then seeks
 to the offsets stored in the warehouse (or the beginning), so a crash anywhere
 neither loses nor duplicates a row. Kafka's own group offsets are committed
-afterwards, for tooling only.
+afterwards: for tooling, and, with ``FUELTRACE_SCALE_OUT``, as the handover between
+workers that each load their own warehouse shard (``docs/scale-out.md``): a partition
+moving to another worker starts at the later of that worker's own offset and the
+group's, and no load is in flight while the group can rebalance.
+
+kafka-python runs the rebalance listener on its IO thread, which must not block on
+Kafka: the listener touches the warehouse and the subscription only, and the polling
+thread does the Kafka calls (commits, committed offsets) right after the poll.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -25,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -33,13 +42,14 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from fueltrace import metrics
-from fueltrace.errors import BrokerUnavailable
+from fueltrace.errors import BrokerUnavailable, WarehouseBusy, WarehouseError
 from fueltrace.settings import Settings
 from ingest import dead_letters
 from ingest.kafka_client import consumer as make_consumer
 from ingest.kafka_client import kafka_errors, topic_id
 from ingest.kafka_client import producer as make_producer
 from ingest.micro_batch import MicroBatch
+from ingest.records import SPECS
 from ingest.topics import dead_letter_topic, record_topics
 from schemas import SchemaRegistry, default_registry
 from warehouse.load import DEAD_LETTER_SCHEMA, Batch, LoadResult, load_batch, stored_offsets
@@ -69,34 +79,20 @@ class IngestSummary:
         self.dead_letters.update(result.dead_letters)
 
 
-class _SeekToWarehouse(ConsumerRebalanceListener):
-    """On assignment, position every partition where the warehouse says."""
+class _Rebalance(ConsumerRebalanceListener):
+    """Hands partitions over on a rebalance (on kafka-python's IO thread: no Kafka IO)."""
 
     def __init__(self, ingest: Ingest) -> None:
         self.ingest = ingest
 
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.ingest.revoked = True  # the batch being collected is dropped and re-read
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.ingest.hand_over(set(revoked))
 
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.ingest.finish_load()  # the warehouse offsets must include the load in flight
-        offsets = stored_offsets(self.ingest.con)
-        kafka = self.ingest.kafka
-        for tp in assigned:
-            stored = offsets.get((tp.topic, tp.partition))
-            current_id = topic_id(kafka, tp.topic)
-            if stored is None:
-                kafka.seek_to_beginning(tp)
-            elif stored[1] and current_id and stored[1] != current_id:
-                log.warning(
-                    "topic recreated partition=\"%s[%d]\" stored_topic_id=%s topic_id=%s "
-                    "stored_offset=%d action=read_from_beginning (re-sent records are caught "
-                    "by natural key)", tp.topic, tp.partition, stored[1], current_id, stored[0],
-                )  # fmt: skip
-                kafka.seek_to_beginning(tp)
-            else:
-                kafka.seek(tp, stored[0])
-        log.info("partitions assigned count=%d", len(assigned))
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        self.ingest.hand_over(set(lost), lost=True)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.ingest.take_over(set(assigned))
 
 
 @dataclass
@@ -129,13 +125,17 @@ class Ingest:
         self.producer: KafkaProducer = make_producer(settings, bootstrap)
         self.revoked = False
         self.summary = IngestSummary()
+        self._topic_of_table = {SPECS[t].table: topic for topic, t in self.topics.items()}
+        self._topic_of_type = {t: topic for topic, t in self.topics.items()}
+        self._commit_pending: dict[tuple[str, int], int] = {}  # for the polling thread
+        self._unpositioned: dict[TopicPartition, int | None] = {}  # scale-out: own offset
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fueltrace-load")
         self._in_flight: _InFlight | None = None
         self._on_batch: Callable[[IngestSummary], None] | None = None
         # records per message, until measured: as if every message were a full gateway
         # container, so the first poll cannot overshoot batch_max_records
         self._per_message = 500.0
-        self.kafka.subscribe(list(self.topics), listener=_SeekToWarehouse(self))
+        self.kafka.subscribe(list(self.topics), listener=_Rebalance(self))
 
     def close(self) -> None:
         self._loader.shutdown(wait=True)
@@ -151,7 +151,14 @@ class Ingest:
                 dead_letters.send(self.producer, self.dlq_topic, batch.letters)
                 self.producer.flush(timeout=self.settings.broker_timeout_s)
         pause_s = self.settings.debug_pause_before_commit_ms / 1000
-        return load_batch(self.con, self.settings.db, loaded, pause_before_commit_s=pause_s)
+        try:
+            result = load_batch(self.con, self.settings.db, loaded,
+                                pause_before_commit_s=pause_s)  # fmt: skip
+        except (WarehouseBusy, WarehouseError):
+            metrics.HEALTHY.labels("warehouse").set(0)
+            raise
+        metrics.HEALTHY.labels("warehouse").set(1)
+        return result
 
     def _start_load(self, batch: MicroBatch) -> None:
         """Validate here (cheap, vectorised), load in the background."""
@@ -164,35 +171,126 @@ class Ingest:
         future = self._loader.submit(self._load, batch, frames, loaded)
         self._in_flight = _InFlight(batch, loaded, future)
 
-    def finish_load(self) -> None:
-        """Wait for the load in flight; then publish it (metrics, Kafka commit)."""
+    def finish_load(self, *, commit: bool = True) -> None:
+        """Wait for the load in flight; then publish it (metrics, Kafka commit).
+
+        ``commit=False`` (the rebalance listener, on kafka-python's IO thread) leaves the
+        Kafka commit to the polling thread, right after the poll, and skips the lag update
+        and ``on_batch`` (the analyses), which would hold up the group's heartbeats."""
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
             return
         result = in_flight.future.result()  # re-raises a load failure here
         self.summary.add(in_flight.loaded, result)
-        self._observe(in_flight.batch, result)
-        self._commit_to_kafka(in_flight.batch.offsets)
-        if self._on_batch:
+        self._observe(in_flight.batch, result, lag=commit)
+        if commit:
+            self._commit_to_kafka(in_flight.batch.offsets)
+        else:
+            self._commit_pending.update(in_flight.batch.offsets)
+        if self._on_batch and commit:
             self._on_batch(self.summary)
 
-    def _observe(self, batch: MicroBatch, result: LoadResult) -> None:
+    # -- rebalancing -------------------------------------------------------------
+
+    def hand_over(self, partitions: set[TopicPartition], *, lost: bool = False) -> None:
+        """The group takes ``partitions`` away: load what is in flight (the warehouse
+        then holds its offsets) and drop the batch being collected, which the next owner
+        re-reads. With scale-out no load is in flight here (see ``run``), so every loaded
+        offset is already committed to Kafka, where the next owner starts."""
+        self.revoked = True
+        self.finish_load(commit=False)
+        for tp in partitions:
+            self._unpositioned.pop(tp, None)
+            with contextlib.suppress(KeyError):  # no lag reported for it yet
+                metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+        if lost and partitions:
+            log.warning("partitions lost count=%d reason=group_membership_expired (the "
+                        "next owner re-reads what this process had not committed)",
+                        len(partitions))  # fmt: skip
+
+    def _own_offset(self, stored: dict[tuple[str, int], tuple[int, str | None]],
+                    tp: TopicPartition) -> int | None:  # fmt: skip
+        """The warehouse's next offset for ``tp``; None when it has none or the topic was
+        recreated since (a Tansu restart loses everything)."""
+        found = stored.get((tp.topic, tp.partition))
+        if found is None:
+            return None
+        current_id = topic_id(self.kafka, tp.topic)
+        if found[1] and current_id and found[1] != current_id:
+            log.warning(
+                "topic recreated partition=\"%s[%d]\" stored_topic_id=%s topic_id=%s "
+                "stored_offset=%d action=read_from_beginning (re-sent records are caught "
+                "by natural key)", tp.topic, tp.partition, found[1], current_id, found[0],
+            )  # fmt: skip
+            return None
+        return found[0]
+
+    def take_over(self, assigned: set[TopicPartition]) -> None:
+        """The group gives this process ``assigned``: position each where the warehouse
+        says; with scale-out, pause them until the polling thread has also read the
+        group's committed offsets (``_position_from_group``)."""
+        self.finish_load(commit=False)  # the warehouse offsets must include the load
+        stored = stored_offsets(self.con)
+        for tp in assigned:
+            own = self._own_offset(stored, tp)
+            if self.settings.scale_out:
+                self._unpositioned[tp] = own
+            elif own is None:
+                self.kafka.seek_to_beginning(tp)
+            else:
+                self.kafka.seek(tp, own)
+        if self.settings.scale_out and assigned:
+            self.kafka.pause(*assigned)
+        metrics.PARTITIONS_ASSIGNED.set(len(assigned))
+        metrics.REBALANCES.inc()
+        log.info("partitions assigned count=%d", len(assigned))
+
+    def _position_from_group(self) -> None:
+        """Scale-out: start each newly assigned partition at the later of this shard's
+        offset and the group's committed one (where the previous owner stopped)."""
+        pending, self._unpositioned = self._unpositioned, {}
+        held = self.kafka.assignment()
+        ready = [tp for tp in pending if tp in held]
+        moved = 0
+        with kafka_errors(self.bootstrap):
+            for tp in ready:
+                own, group = pending[tp], self.kafka.committed(tp)
+                known = [o for o in (own, group) if o is not None]
+                if not known:
+                    self.kafka.seek_to_beginning(tp)
+                    continue
+                moved += group is not None and (own is None or group > own)
+                self.kafka.seek(tp, max(known))
+            self.kafka.resume(*ready)
+        log.info("partitions positioned count=%d from_previous_owner=%d", len(ready), moved)
+
+    def _after_poll(self) -> None:
+        """Kafka calls the rebalance listener could not make."""
+        if self._unpositioned:
+            self._position_from_group()
+        if self._commit_pending:
+            held = {(tp.topic, tp.partition) for tp in self.kafka.assignment()}
+            pending, self._commit_pending = self._commit_pending, {}
+            self._commit_to_kafka({k: o for k, o in pending.items() if k in held})
+
+    def _observe(self, batch: MicroBatch, result: LoadResult, *, lag: bool = True) -> None:
         for topic, n in batch.messages.items():
             metrics.MESSAGES_CONSUMED.labels(topic).inc(n)
         for topic, n in batch.records.items():
             metrics.RECORDS_CONSUMED.labels(topic).inc(n)
         for table, n in result.loaded.items():
-            metrics.RECORDS_LOADED.labels(table).inc(n)
+            metrics.RECORDS_LOADED.labels(self._topic_of_table[table]).inc(n)
         for record_type, n in result.duplicates.items():
-            metrics.DUPLICATES.labels(record_type).inc(n)
+            metrics.DUPLICATES.labels(self._topic_of_type[record_type]).inc(n)
         for record_type, n in result.conflicts.items():
-            metrics.KEY_CONFLICTS.labels(record_type).inc(n)
+            metrics.KEY_CONFLICTS.labels(self._topic_of_type[record_type]).inc(n)
         for (topic, reason), n in Counter((x.topic, x.reason) for x in batch.letters).items():
             metrics.RECORDS_REJECTED.labels(topic, reason).inc(n)
         metrics.BATCH_DURATION.observe(time.monotonic() - batch.started)
         metrics.BATCH_RECORDS.observe(batch.record_count)
         metrics.LAST_LOAD.set_to_current_time()
-        self._update_lag()
+        if lag:  # not on the IO thread: a partition's position may need a Kafka round trip
+            self._update_lag()
         log.info(
             "batch loaded load_id=%d records=%d loaded=%d duplicates=%d conflicts=%d "
             "dead_letters=%d", result.load_id, batch.record_count, sum(result.loaded.values()),
@@ -201,12 +299,19 @@ class Ingest:
         )  # fmt: skip
 
     def _commit_to_kafka(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Best effort, for lag tooling: the warehouse already holds the truth."""
+        """For lag tooling, and the handover between scale-out workers; the warehouse
+        already holds the truth for this process."""
+        if not offsets:
+            return
         try:
             self.kafka.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
                                for (t, p), o in offsets.items()})  # fmt: skip
         except KafkaError as exc:
-            log.info("kafka offset commit skipped error=%s", exc)
+            metrics.OFFSET_COMMIT_FAILURES.inc()
+            log.log(logging.WARNING if self.settings.scale_out else logging.INFO,
+                    "kafka offset commit failed partitions=%d error=\"%s\" (with scale-out "
+                    "the next owner of these partitions re-reads up to one batch)",
+                    len(offsets), exc)  # fmt: skip
 
     # -- progress ----------------------------------------------------------------
 
@@ -263,11 +368,22 @@ class Ingest:
         ):
             raise BrokerUnavailable(
                 f"other members of group {settings.group_id!r} hold "
-                f"{len(self._all_partitions() - assignment)} partitions; one warehouse has "
-                "one ingest process — stop the other one"
+                f"{len(self._all_partitions() - assignment)} partitions; --until-idle needs "
+                "them all — stop the other ingest (scale-out workers run without --until-idle)"
             )
 
     # -- the loop ----------------------------------------------------------------
+
+    def _poll(self, batch: MicroBatch) -> dict[TopicPartition, list[Any]]:
+        try:
+            with kafka_errors(self.bootstrap):
+                polled: dict[TopicPartition, list[Any]] = self.kafka.poll(
+                    timeout_ms=self._poll_timeout_ms(batch), max_records=self._poll_size(batch))
+        except BrokerUnavailable:
+            metrics.HEALTHY.labels("broker").set(0)
+            raise
+        metrics.HEALTHY.labels("broker").set(1)
+        return polled
 
     def _poll_timeout_ms(self, batch: MicroBatch) -> int:
         """Block no longer than the batch may wait, and only briefly while a load is in
@@ -299,13 +415,15 @@ class Ingest:
         joined_by = time.monotonic() + join_s
         try:
             while not should_stop():
-                with kafka_errors(self.bootstrap):
-                    polled = self.kafka.poll(timeout_ms=self._poll_timeout_ms(batch),
-                                             max_records=self._poll_size(batch))  # fmt: skip
+                if settings.scale_out:
+                    self.finish_load()  # no load in flight while the group may rebalance
+                polled = self._poll(batch)
+                self._after_poll()
                 if self.revoked:
+                    # what was collected is re-read by the partitions' owners; what this
+                    # poll returned was fetched at the positions set on assignment
                     self.revoked = False
                     batch = MicroBatch(self.topics, self.registry)
-                    continue
                 if polled:
                     if not batch.messages:
                         batch.started = time.monotonic()

@@ -28,6 +28,8 @@ def _timestamp_ms(value: Any, path: str) -> int:
     if isinstance(value, bool):
         raise _fail(path, "expected an ISO-8601 timestamp, got a boolean")
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise _fail(path, f"{value} is not a timestamp in milliseconds (out of range)")
         return value
     if not isinstance(value, str):
         raise _fail(path, f"expected an ISO-8601 timestamp, got {_type_name(value)}")
@@ -85,6 +87,9 @@ def convert(value: Any, schema: Any, path: str) -> Any:
     if schema in ("long", "int"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise _fail(path, f"expected an integer, got {_type_name(value)} {value!r}")
+        bits = 64 if schema == "long" else 32
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise _fail(path, f"{value} does not fit an Avro {schema} ({bits}-bit integer)")
         return value
     if schema in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):

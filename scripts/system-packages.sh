@@ -1,11 +1,13 @@
 #!/bin/sh
 # The Debian packages the tests use beyond Python: Prometheus (promtool checks the alert
-# rules; a real server scrapes `fueltrace serve`) and Chromium (the regulators' web page
-# is tested headless). Installs only what is missing; needs root or sudo on Debian.
+# rules; a real server scrapes `fueltrace serve`), Chromium (the regulators' web page is
+# tested headless) and a CJK font (so its Chinese labels render in screenshots).
+# Installs only what is missing; needs root or sudo on Debian.
 set -eu
 missing=""
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$missing fonts-wqy-microhei"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=""; fi
 if ! command -v apt-get >/dev/null 2>&1; then

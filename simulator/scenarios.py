@@ -24,7 +24,8 @@ from simulator.clock import iso_ms, to_ms
 
 GROUND_TRUTH_FILE = "ground_truth.jsonl"
 #: Licences a station needs to sell fuel; a depot needs its hazardous-chemicals permit.
-REQUIRED_STATION_LICENCES = ("retail_approval", "hazardous_chemicals", "business_licence")
+REQUIRED_STATION_LICENCES = ("retail_approval", "hazardous_chemicals", "business_licence",
+                             "environmental_approval")  # fmt: skip
 #: The cheaper grade a product swap puts in a tank of the dearer one (以次充好).
 CHEAPER_GRADE: dict[str, str] = {
     "gasoline_95": "gasoline_92",
@@ -118,7 +119,7 @@ KINDS: dict[str, KindSpec] = {
     "al_drift": KindSpec(
         "gasoline_nozzle", ("vapor_al_out_of_band",), (),
         {"al_ratio": ((0.6, 0.9), (1.3, 1.6)), "ramp_h": ((6.0, 18.0),)},
-        {"al_ratio": 0.8, "ramp_h": 12.0}, (5 * DAY_H, 10 * DAY_H),
+        {"al_ratio": 0.8, "ramp_h": 12.0}, (7 * DAY_H, 12 * DAY_H),
     ),
     "pressure_fault": KindSpec(
         "station", ("vapor_pressure_out_of_range",), (),

@@ -71,12 +71,15 @@ def dead_letters_on_topic(settings: Settings, expected: int) -> list[Any]:
 
 
 def settings_env(settings: Settings, **extra: Any) -> dict[str, str]:
-    """The environment a `fueltrace` subprocess needs to see ``settings``."""
+    """The environment a `fueltrace` subprocess needs to see ``settings``: lists and
+    mappings as JSON, which is how pydantic-settings reads them."""
+    import json
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUELTRACE_")}
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(mode="json").items():
         if value is not None:
-            env[f"FUELTRACE_{name.upper()}"] = str(value)
+            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            env[f"FUELTRACE_{name.upper()}"] = text
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -3,7 +3,7 @@
 * ``al_drift``: from ``start`` the nozzle's A/L moves to ``al_ratio`` over ``ramp_h`` hours
   (a failing vapour pump, a blocked or leaking return line) and stays there until
   ``end``. Trips ``vapor_al_out_of_band`` when the daily mean is out of 1.0–1.2 on at least
-  two consecutive Beijing days (``days_out_of_band``).
+  ``AL_ALARM_DAYS`` consecutive Beijing days (``days_out_of_band``).
 * ``pressure_fault``: from ``start`` to ``end`` the station's ullage pressure sits at
   ``pressure_pa`` (a P/V valve stuck shut, a dead vapour processor: +600…+1,500 Pa; a
   stuck-open one under suction: −800…−2,500 Pa). Trips ``vapor_pressure_out_of_range``.
@@ -15,9 +15,10 @@
   with no status at all, and a "silent" dispenser keeps dispensing (its sales are hidden,
   its totalizer keeps counting).
 
-Rules: a device (ATG, dispenser, vapour monitor) silent while the station sells (for a
-dispenser: at least ``DISPENSER_SILENT_MIN_SALES`` sales on the others) trips
+Rules: a device (ATG, vapour monitor) silent while the station sells trips
 ``device_silent`` (evidence: outage if it reported itself offline, suppression if not);
+a dispenser's silence is not judged by that rule (an idle dispenser is silent too), so
+for a dispenser it is only tolerated;
 an ATG also ``sales_while_gauge_down``; a hidden dispenser's next sale
 ``totalizer_gap``; a silent gateway (the whole station) ``station_silent`` when it traded
 meanwhile (its later totalizers show it).
@@ -38,6 +39,9 @@ from simulator.scenarios import Incident
 #: be found: in clean data a dispenser goes up to ~7 h without a sale at night while the
 #: others make up to ~25 (24 stations × 4 days, seed 7), so fewer is no evidence.
 DISPENSER_SILENT_MIN_SALES = 40
+#: Consecutive out-of-band days before the A/L alarm: GB 20952-2020 Annex E's online
+#: monitoring (FUELTRACE_VAPOR_AL_DAYS' default).
+AL_ALARM_DAYS = 5
 
 #: What each kind of device sends.
 DEVICE_RECORDS: dict[str, frozenset[str]] = {
@@ -85,7 +89,7 @@ class AlDrift(Injection):
             self.incident(
                 self.start_ms,
                 self.end_ms,
-                expected=None if run >= 2 else [],
+                expected=None if run >= AL_ALARM_DAYS else [],
                 aliases=(dispenser,),
                 params={
                     "al_ratio": self.param("al_ratio"),
@@ -204,12 +208,13 @@ class DeviceIncident(Injection):
         expected: list[str] = []
         if kind == "gateway":
             expected = ["station_silent"] if hidden else []
+        elif kind == "dispenser":
+            if selling and self._gap_follows(index, hidden, end):
+                expected = ["totalizer_gap"]
         elif selling:
             expected = ["device_silent"]
             if kind == "atg":
                 expected.append("sales_while_gauge_down")
-            if kind == "dispenser" and self._gap_follows(index, hidden, end):
-                expected.append("totalizer_gap")
         station = self.station
         aliases: tuple[str, ...] = ()
         if kind == "atg":

@@ -90,6 +90,17 @@ def test_epoch_ms_integers_are_taken_as_they_are(sale_factory: Factory) -> None:
     assert got["started_at"] == 1795161600123
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("unit_price_fen", 2**63), ("amount_fen", -(2**63) - 1), ("started_at", 10**30),
+])  # fmt: skip
+def test_an_integer_beyond_64_bits_is_refused_not_crashed_on(
+    sale_factory: Factory, field: str, value: int
+) -> None:
+    exc = refused(sale_factory(**{field: value}))
+    assert exc.field == field
+    assert "out of range" in exc.detail or "does not fit" in exc.detail
+
+
 def test_dates_become_days_since_the_epoch(facility_factory: Factory) -> None:
     got = convert_record(facility_factory(), schema("facility"))
     assert (got["licences"][0]["valid_from"], got["licences"][0]["valid_until"]) == (19723, 21549)

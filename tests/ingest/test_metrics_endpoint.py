@@ -17,7 +17,8 @@ from fueltrace.settings import Settings
 from ingest.embedded_broker import free_port
 from ingest.push import push_file
 from ingest.topics import record_topic
-from tests.helpers import produce_raw, settings_env, write_jsonl
+from tests.helpers import produce_raw, write_jsonl
+from tests.ops.tools import env_for
 
 pytestmark = pytest.mark.broker
 
@@ -43,10 +44,10 @@ def test_metrics_count_what_the_ingest_did(
     topic = record_topic(settings, "sale")
     produce_raw(settings, topic, [b"junk", b"junk2"])
     process = subprocess.Popen([sys.executable, "-m", "fueltrace", "ingest"],
-                               env=settings_env(settings), stdout=subprocess.PIPE,
+                               env=env_for(settings), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        loaded_key = 'fueltrace_records_loaded_total{table="sale"}'
+        loaded_key = f'fueltrace_records_loaded_total{{topic="{topic}"}}'
         samples: dict[str, float] = {}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -61,8 +62,13 @@ def test_metrics_count_what_the_ingest_did(
         rejected = f'fueltrace_records_rejected_total{{reason="malformed_message",topic="{topic}"}}'
         assert samples[rejected] == 2
         assert samples['fueltrace_batch_duration_seconds_count'] >= 1
+        assert samples[f'fueltrace_records_consumed_total{{topic="{topic}"}}'] == 32
         lag = [v for k, v in samples.items() if k.startswith("fueltrace_consumer_lag_messages")]
         assert lag and max(lag) == 0
+        assert samples['fueltrace_up{component="broker"}'] == 1
+        assert samples['fueltrace_up{component="warehouse"}'] == 1
+        assert samples["fueltrace_partitions_assigned"] == 7 * settings.partitions
+        assert samples["fueltrace_last_load_timestamp_seconds"] > time.time() - 60
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
     finally:

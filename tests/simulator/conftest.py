@@ -1,5 +1,6 @@
 """One small province with one incident of every kind, each at its own station, generated
-once for the scenario tests (3 days, 24 stations, 2 depots: about 3 s)."""
+once for the scenario tests (6 days, 24 stations, 2 depots: about 6 s; six days so an A/L
+drift can reach the 5-day alarm)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from simulator import DEFAULT_START, Generated, Scenario, generate_with_truth, province_for
 from simulator.province import Province
 
-PROVINCE = {"seed": 5, "depots": 2, "stations": 24, "days": 3.0}
+PROVINCE = {"seed": 5, "depots": 2, "stations": 24, "days": 6.0}
 
 
 def at(hours: float) -> datetime:

@@ -1,0 +1,174 @@
+"""`fueltrace serve`: the ingest, the analyses, the API, the web page and /metrics in one
+process.
+
+One DuckDB connection: the pipeline thread owns it — it consumes and loads (the
+ingest's own loader thread, strictly in turn), and, at most every
+``FUELTRACE_ANALYSIS_INTERVAL_S``, brings the analyses up to date (they refresh the
+warehouse gauges), opens and reopens cases and forgets old gateway receipts. HTTP
+requests read and write through cursors of it (:mod:`fueltrace.api.db`). A broker that
+goes away is retried with back-off (``/readyz`` says 503 meanwhile); an error retrying
+cannot fix stops the process, exit code 2. SIGINT or SIGTERM: the server stops taking
+requests, the batch being collected is loaded, everything closes, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import uvicorn
+
+from fueltrace import metrics
+from fueltrace.analyses import run_analyses
+from fueltrace.api.app import create_app
+from fueltrace.errors import TransientError
+from fueltrace.settings import Settings
+from ingest.consumer import Ingest, IngestSummary, open_ingest
+from ingest.embedded_broker import answers
+from ingest.kafka_client import producer as make_producer
+from ingest.kafka_client import resolve_bootstrap
+from ingest.topics import ensure_topics
+from warehouse.access import prune_receipts
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline(threading.Thread):
+    """The ingest, with the analyses between its batches, in one thread."""
+
+    def __init__(self, settings: Settings, ingest: Ingest, stop: threading.Event,
+                 on_fatal: Callable[[], None]) -> None:  # fmt: skip
+        super().__init__(name="fueltrace-pipeline", daemon=True)
+        self.settings = settings
+        self.ingest = ingest
+        self.stop = stop
+        self.on_fatal = on_fatal
+        self.failed: BaseException | None = None
+        self.connected = False
+        self._last_analysis = float("-inf")
+
+    def healthy(self) -> bool:
+        return self.is_alive() and self.failed is None and self.connected
+
+    def analyse(self) -> None:
+        """Analyses (with their metrics), cases, receipts: a failure is logged, and is not
+        fatal to the ingest."""
+        self._last_analysis = time.monotonic()
+        con, now = self.ingest.con, datetime.now(UTC)
+        try:  # run_analyses times its jobs and refreshes the warehouse gauges itself
+            started = time.perf_counter()
+            result = run_analyses(con, self.settings, now)
+            total = time.perf_counter() - started
+            synced = result.cases
+            prune_receipts(con, now, timedelta(hours=self.settings.gateway_idempotency_ttl_h))
+            metrics.HEALTHY.labels("analyses").set(1)
+            log.info("analyses done duration_s=%.2f raised=%d resolved=%d cases_opened=%d "
+                     "cases_reopened=%d", total, result.anomalies.raised,
+                     result.anomalies.resolved, synced.opened, synced.reopened)  # fmt: skip
+        except Exception as exc:
+            metrics.HEALTHY.labels("analyses").set(0)
+            log.error("analyses failed error=%s: %s (retried in %g s)", type(exc).__name__, exc,
+                      self.settings.analysis_interval_s, exc_info=exc)  # fmt: skip
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._last_analysis >= self.settings.analysis_interval_s
+
+    def _tick(self) -> bool:
+        """Called by the ingest loop between polls: analyse when due; stop when asked."""
+        if not self.stop.is_set() and self._due():
+            self.ingest.finish_load()
+            if self._due():  # finish_load may have analysed already
+                self.analyse()
+        return self.stop.is_set()
+
+    def _after_batch(self, _: IngestSummary) -> None:
+        self.connected = True
+        if self._due():
+            self.analyse()
+
+    def run(self) -> None:
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                self.connected = True
+                self.ingest.run(should_stop=self._tick, on_batch=self._after_batch)
+            except TransientError as exc:
+                self.connected = False
+                log.warning("ingest interrupted error=%s retry_in_s=%g", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except BaseException as exc:
+                self.failed = exc
+                log.error("ingest stopped error=%s: %s", type(exc).__name__, exc, exc_info=exc)
+                self.on_fatal()
+                return
+            else:
+                backoff = 1.0
+
+
+def _broker_answers(bootstrap: str) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if port.isdigit() and answers(host.strip("[]") or "127.0.0.1", int(port)):
+            return True
+    return False
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None, *,
+          announce: Callable[[str], None] = print) -> int:  # fmt: skip
+    """Run everything until SIGINT/SIGTERM; the exit code."""
+    host = host or settings.http_host
+    port = settings.http_port if port is None else port
+    bootstrap = resolve_bootstrap(settings)
+    ensure_topics(settings, bootstrap)
+    ingest = open_ingest(settings, bootstrap)
+    stop = threading.Event()
+    producer = None
+    server: uvicorn.Server | None = None
+
+    def fatal() -> None:
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+
+    pipeline = Pipeline(settings, ingest, stop, fatal)
+    try:
+        producer = make_producer(settings, bootstrap, linger_ms=0)
+        app = create_app(settings, ingest.con, producer=producer, bootstrap=bootstrap,
+                         checks={"broker": lambda: _broker_answers(bootstrap),
+                                 "ingest": pipeline.healthy})  # fmt: skip
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                                timeout_graceful_shutdown=10, server_header=False)  # fmt: skip
+        server = uvicorn.Server(config)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn restores and re-raises these
+            signal.signal(sig, lambda *_: stop.set())
+        pipeline.start()
+        threading.Thread(target=_announce, args=(server, host, announce), daemon=True).start()
+        server.run()
+    finally:
+        stop.set()
+        if pipeline.is_alive():
+            pipeline.join(timeout=settings.broker_timeout_s + 30)
+        if producer is not None:
+            producer.close(timeout=settings.broker_timeout_s)
+        ingest.close()
+        ingest.con.close()
+    if pipeline.failed is not None:
+        return 75 if isinstance(pipeline.failed, TransientError) else 2
+    return 0
+
+
+def _announce(server: uvicorn.Server, host: str, announce: Callable[[str], None]) -> None:
+    """Say where the service is once it listens (the real port, if 0 was asked for)."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if not server.started:
+        return
+    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else 0
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    announce(f"serving at http://{shown}:{port}/  (API docs /docs, OpenAPI /openapi.json, "
+             "/metrics, /healthz, /readyz); Ctrl-C stops")  # fmt: skip
