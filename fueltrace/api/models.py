@@ -156,6 +156,16 @@ class NoteIn(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
+class RuleInfo(BaseModel):
+    """One rule of the anomaly catalogue (docs/anomalies.md describes each)."""
+
+    name: str
+    title: str
+    title_zh: str
+    lookback_h: float = Field(description="Hours of data before its scope a run reads.")
+    clock_driven: bool = Field(description="Also re-checked as time passes without data.")
+
+
 class StationSummary(BaseModel):
     station_id: str
     name: str

@@ -17,6 +17,7 @@ from fueltrace.api.models import (
     AnomalyPage,
     Inspection,
     Reconciliation,
+    RuleInfo,
     Severity,
     StationOverview,
     StationPage,
@@ -24,7 +25,7 @@ from fueltrace.api.models import (
 from fueltrace.api.services import as_utc, one_of, read, services
 from fueltrace.settings import Settings
 from ingest.records.facility import CITIES
-from processors.rules import BY_NAME
+from processors.rules import BY_NAME, RULES
 from processors.rules.base import LOCAL
 from warehouse import inspection, stations, trace
 from warehouse.anomalies import AnomalyFilter, count_anomalies, get_anomaly, list_anomalies
@@ -90,6 +91,14 @@ def router(settings: Settings) -> APIRouter:
     Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
     City = Annotated[str | None, Query(description="One of the 14 cities (English name).",
                                        json_schema_extra={"enum": list(CITIES)})]
+
+    @api.get("/rules", tags=["anomalies"], response_model=list[RuleInfo])
+    def rules() -> list[dict[str, Any]]:
+        """The anomaly catalogue: every rule with its titles in English and Chinese. Public
+        (no token): it says what fueltrace looks for, not what it found."""
+        return [{"name": r.name, "title": r.title, "title_zh": r.title_zh,
+                 "lookback_h": r.lookback.total_seconds() / 3600,
+                 "clock_driven": r.clock_driven} for r in RULES]  # fmt: skip
 
     @api.get("/anomalies", tags=["anomalies"], response_model=AnomalyPage)
     def anomalies(request: Request, who: Regulator, city: City = None,

@@ -2,13 +2,17 @@
 app serving a small analysed province: sign in, filter anomalies, open a station, act on a
 case, switch language, trace, recall, the inspection list, roles and error messages.
 
-Screenshots for the docs go to ``docs/screenshots``. Without Chromium the tests FAIL
-(never skip): CI installs it with ``sh scripts/system-packages.sh``.
+Screenshots are taken on every run, into a temporary folder; with
+``FUELTRACE_SCREENSHOTS=docs/screenshots`` they refresh the docs' pictures instead (so a
+test run does not change the checkout). Without Chromium the tests FAIL (never skip): CI
+installs it with ``sh scripts/system-packages.sh``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +24,8 @@ import pytest
 from tests.web.served import Site, serve
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("FUELTRACE_SCREENSHOTS")
+                   or tempfile.mkdtemp(prefix="fueltrace-screens-"))  # fmt: skip
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]  # fmt: skip

@@ -7,6 +7,7 @@
 import { api, getToken, setToken, setUnauthorizedHandler } from "./api.js";
 import { getLang, label, setLang, t } from "./i18n.js";
 import { errorBox, h, loading } from "./dom.js";
+import { RULES } from "./labels.js";
 import * as anomalies from "./views/anomalies.js";
 import * as cases from "./views/cases.js";
 import * as stations from "./views/stations.js";
@@ -128,6 +129,14 @@ function signInView() {
 /** Draw the current route. `keepFocus`: a re-render in place (language switch). */
 async function render(keepFocus = false) {
   const id = ++state.renderId;
+  if (!state.rulesLoaded) {
+    try {
+      for (const rule of await api("/rules")) RULES[rule.name] = [rule.title_zh, rule.title];
+      state.rulesLoaded = true;
+    } catch {
+      // rule names are shown as they are until the next view retries
+    }
+  }
   renderHeader();
   if (!getToken()) {
     main.replaceChildren(signInView());

@@ -1,28 +1,10 @@
 // The label tables: rule titles, enumerations (severity, city, product, licence kind, …)
 // and evidence fields, each [中文, English]. i18n.js looks them up.
 //
-// RULES mirrors `RULE.title_zh` / `RULE.title` in processors/rules/*.py (the API does not
-// serve them); tests/web/test_labels.py fails when a rule is missing or differs.
+// RULES: each rule's [中文, English] titles, filled from the API's public /api/v1/rules
+// (the titles live once, in processors/rules/*.py) by loadRules() before the first view.
 
-export const RULES = {
-  delivery_gauge_mismatch: ["卸油量与液位仪不符", "Delivery does not match the tank gauge"],
-  delivery_mismatch: ["卸油与出库不符", "Delivery does not match its dispatch"],
-  delivery_without_dispatch: ["无出库记录的卸油", "Delivery without a depot dispatch"],
-  device_silent: ["设备失联期间仍在销售", "Device silent while the station sells"],
-  diverted_dispatch: ["油品去向不明", "Diverted dispatch"],
-  inventory_imbalance: ["库存不平衡(日账面与实测库存)", "Inventory imbalance (daily book vs measured stock)"],
-  persistent_gain: ["加油机计量持续超差(销售量大于出库量)",
-    "Persistent gain (dispenser records more than left the tank)"],
-  sales_while_gauge_down: ["液位仪故障期间销售", "Sales while the tank gauge is down"],
-  slow_leak: ["油罐渗漏(统计库存核对)", "Slow leak (statistical inventory reconciliation)"],
-  station_silent: ["加油站断线期间经营", "Station silent while trading"],
-  totalizer_gap: ["加油机累计数不连续", "Pump totalizer gap"],
-  unlicensed_depot_dispatch: ["无有效许可油库发油", "Dispatch from an unlicensed depot"],
-  unlicensed_sales: ["证照失效期间销售", "Selling without a licence in force"],
-  untraced_level_rise: ["无卸油记录的液位上升", "Tank level rise without a delivery"],
-  vapor_al_out_of_band: ["油气回收气液比超标", "Vapour-recovery A/L out of band"],
-  vapor_pressure_out_of_range: ["油气回收系统压力超限", "Vapour-recovery pressure out of range"],
-};
+export const RULES = {};
 
 export const ENUMS = {
   severity: {
