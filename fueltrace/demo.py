@@ -22,7 +22,7 @@ from ingest.kafka_client import producer
 from ingest.push import check_lines, push_records
 from ingest.topics import ensure_topics, record_topic
 from schemas import default_registry
-from simulator import generate_province, write_jsonl
+from simulator import RandomScenarios, generate_with_truth, write_ground_truth, write_jsonl
 
 #: Record types sent as Avro container files, this many records per message.
 BATCHED = {"tank_reading": 500, "vapor": 200}
@@ -133,6 +133,22 @@ def _show_anomalies(con: Any) -> None:
         print(f"  e.g. {row['anomaly_id']} [{row['severity']}] {row['summary']}")
 
 
+def _show_detection(con: Any, incidents: list[Any]) -> None:
+    """How many of the injected incidents the rules found: the ground truth, scored."""
+    from simulator.scoring import score
+    from warehouse.anomalies import AnomalyFilter, list_anomalies
+
+    scored = score(list_anomalies(con, AnomalyFilter()), incidents)
+    total = scored.total
+    print(f"\ninjected wrongdoing found: {total.true_positives} of {total.incidents} "
+          f"expected findings ({total.false_positives} findings matched no incident)")
+    for kind, k in sorted(scored.by_kind.items()):
+        note = f", {k.partly_detected} partly" if k.partly_detected else ""
+        if k.undetectable:
+            note += f", {k.undetectable} too short to leave a signature yet"
+        print(f"  {kind:<26}{k.detected:>3} of {k.incidents} found{note}")
+
+
 def _demo_tokens(db: Path, records: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
     """One token per role for the demo: (who, token). A real deployment makes its own
     with `fueltrace token create`."""
@@ -200,10 +216,14 @@ def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: f
             _say(f"embedded broker (Tansu) started at {bootstrap}", started)
         settings = settings.model_copy(update={"db": db, "bootstrap": bootstrap})
         ensure_topics(settings, bootstrap)
-        records = generate_province(seed=seed, depots=depots, stations=stations, days=days)
+        generated = generate_with_truth(seed=seed, depots=depots, stations=stations,
+                                        days=days, scenarios=RandomScenarios(per_kind=1))
+        records, incidents = generated.records, generated.incidents
+        write_ground_truth(incidents, directory)
         total = sum(len(v) for v in records.values())
         _say(f"simulated {stations} stations and {depots} depots over {days:g} days: "
-             f"{total} records", started)  # fmt: skip
+             f"{total} records, with {len(incidents)} incidents of wrongdoing injected "
+             f"({directory}/ground_truth.jsonl says which)", started)  # fmt: skip
         _push_province(settings, bootstrap, directory, started, records)
         _push_trouble(settings, bootstrap, directory, started, records)
 
@@ -231,6 +251,7 @@ def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: f
         print_summary(ingest.con, summary)
         _show_traces(ingest.con, directory)
         _show_anomalies(ingest.con)
+        _show_detection(ingest.con, incidents)
         ingest.con.close()
         if serve:  # the broker stays up while serving; this consumer leaves the group first
             open_ingests.clear()

@@ -125,7 +125,7 @@ def finish(records: Records, injections: Sequence[Injection]) -> list[Incident]:
     for injection in injections:
         found = injection.incidents(index)
         if not found:
-            log.warning(
+            log.info(
                 "scenario did not happen in the window: incident=%s kind=%s station=%s",
                 injection.incident_id,
                 injection.scenario.kind,

@@ -25,7 +25,8 @@ from simulator import generate_province, write_jsonl
 from tests.ops.tools import ROOT, env_for, need
 
 pytestmark = pytest.mark.broker
-DEADLINE_S = 25  # typically 10 s: `serve` starts in ~6 s, then loads and analyses
+DEADLINE_S = 90  # a bound on waiting, not a speed check: typically 10–20 s (`serve`
+# starts in ~6 s, then loads and analyses); a busy 2-core machine has taken over 25 s
 STATIONS = 3
 
 
