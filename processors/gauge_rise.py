@@ -4,7 +4,9 @@ Pure Polars, no I/O. For a delivery into a tank, the gauge brackets the unloadin
 last reading at or before ``started_at`` and the first at or after ``ended_at``; what came in
 is what the level rose by plus what the dispensers drew from that tank meanwhile::
 
-    gauge_rise_20_l       = after − before + Σ sales with before.read_at < at ≤ after.read_at
+    gauge_rise_20_l       = after − before + D(after.read_at) − D(before.read_at)
+    D(t) = litres the tank's sales had drawn by t: those ended by t whole, those running at t
+           for their part so far (each draws evenly from started_at to its end)
     gauge_difference_20_l = declared volume_20_l − gauge_rise_20_l
 
 Units: litres at 20 °C throughout (tank readings and sales already standardised by the
@@ -78,6 +80,40 @@ def _sold_up_to(left: pl.DataFrame, cumulative: pl.DataFrame, at: str, name: str
     return looked_up.with_columns(pl.col(name).fill_null(0.0))
 
 
+def _drawn_by_sales_in_progress(left: pl.DataFrame, sales: pl.DataFrame, at: str,
+                                name: str) -> pl.DataFrame:  # fmt: skip
+    """``left`` with ``name``: litres the sales still running at the instant in ``at`` had
+    already drawn from the tank then (a dispenser draws evenly from ``started_at`` to
+    ``at``, its end), so a gauge reading taken mid-sale is matched by the part that left.
+
+    Each nozzle runs one sale at a time: per nozzle of the tank, the first sale ending
+    after the instant is the one in progress if it started before it.
+    """
+    nozzles = sales.select(*_tank_keys(sales), pl.col("nozzle_id").cast(pl.String)).unique()
+    running = (
+        sales.select(
+            *_tank_keys(sales),
+            pl.col("nozzle_id").cast(pl.String),
+            utc(sales, "started_at").alias("_began"),
+            utc(sales, "at").alias(at),
+            pl.col("volume_20_l").cast(pl.Float64).alias("_v"),
+        )
+        .with_columns(_ended=pl.col(at))
+        .sort(at)
+    )
+    probes = left.select("_row", *_TANK, at).join(nozzles, on=_TANK).sort(at)
+    found = probes.join_asof(running, on=at, by=[*_TANK, "nozzle_id"], strategy="forward",
+                             check_sortedness=False)  # fmt: skip
+    part = (
+        pl.when((pl.col("_began") < pl.col(at)) & (pl.col("_ended") > pl.col(at)))
+        .then(pl.col("_v") * (pl.col(at) - pl.col("_began")).dt.total_microseconds()
+              / (pl.col("_ended") - pl.col("_began")).dt.total_microseconds())
+        .otherwise(0.0)
+    )  # fmt: skip
+    drawn = found.group_by("_row").agg(part.sum().alias(name))
+    return left.join(drawn, on="_row", how="left").with_columns(pl.col(name).fill_null(0.0))
+
+
 def gauge_rise(
     delivery: pl.DataFrame, readings: pl.DataFrame, sales: pl.DataFrame, settings: Settings
 ) -> pl.DataFrame:
@@ -87,7 +123,9 @@ def gauge_rise(
     ``volume_20_l`` (declared litres at 20 °C; where null, ``volume_l`` if the frame has it).
     ``readings``: ``station_id``, ``tank_id``, ``read_at``, ``volume_20_l`` (tank contents, L at
     20 °C). ``sales``: ``station_id``, ``tank_id``, ``at`` (when the litres left the tank),
-    ``volume_20_l``. Timestamps any Datetime unit, UTC (naive taken as UTC).
+    ``volume_20_l``, and optionally ``started_at`` and ``nozzle_id``: then a sale still
+    running at a bracketing reading counts for the part it had drawn by then (as the gauge
+    saw it) instead of whole at its end. Timestamps any Datetime unit, UTC (naive: UTC).
 
     Columns :data:`GAUGE_SCHEMA`: the instants of the two bracketing readings, the rise and
     ``declared − rise`` in litres at 20 °C, and ``gauge_status``: ``no_readings`` (a bracket
@@ -133,9 +171,13 @@ def gauge_rise(
     ).select("_row", *_TANK, "gauge_before_at", "gauge_after_at")
     cumulative = _cumulative_sales(sales)
     sold = _sold_up_to(complete, cumulative, "gauge_before_at", "_sold_before")
-    sold = _sold_up_to(sold, cumulative, "gauge_after_at", "_sold_after").select(
-        "_row", _sold=pl.col("_sold_after") - pl.col("_sold_before")
-    )
+    sold = _sold_up_to(sold, cumulative, "gauge_after_at", "_sold_after")
+    if {"started_at", "nozzle_id"} <= set(sales.columns):  # sales running at a reading
+        sold = _drawn_by_sales_in_progress(sold, sales, "gauge_before_at", "_part_before")
+        sold = _drawn_by_sales_in_progress(sold, sales, "gauge_after_at", "_part_after")
+        sold = sold.with_columns(_sold_before=pl.col("_sold_before") + pl.col("_part_before"),
+                                 _sold_after=pl.col("_sold_after") + pl.col("_part_after"))
+    sold = sold.select("_row", _sold=pl.col("_sold_after") - pl.col("_sold_before"))
 
     rise = pl.col("_after_l") - pl.col("_before_l") + pl.col("_sold")
     difference = pl.col("_declared") - pl.col("gauge_rise_20_l")

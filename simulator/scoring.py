@@ -11,9 +11,11 @@
   ``[start − slack, end + slack]``; ``slack`` (default ``DEFAULT_SLACK``, 6 h) absorbs rules
   that place a finding on the step, reading or sale next to the event (a totalizer gap
   is seen at the next sale, a delivery mismatch from dispatch to unloading);
-* the subject, when both name one: the anomaly's ``subject`` is one of the incident's
-  ``subjects`` (its subject and aliases: a dispenser's nozzles and tanks, a delivery's
-  dispatch and tank, an ATG's tanks, …).
+* the subject, when both name one and the rule is expected: the anomaly's ``subject``
+  is one of the incident's ``subjects`` (its subject and aliases: a dispenser's nozzles
+  and tanks, a delivery's dispatch and tank, an ATG's tanks, …). A tolerated side effect
+  may show on another subject of the station (a hidden dispenser's sales unbalance the
+  tanks it draws from, and the gauge's view of a delivery meanwhile).
 
 **Counting**, per rule:
 
@@ -134,6 +136,8 @@ def matches(incident: Incident, anomaly: Anomaly, slack: timedelta = DEFAULT_SLA
         return False
     if anomaly.window_end < incident.start - slack or anomaly.window_start > incident.end + slack:
         return False
+    if anomaly.rule not in incident.expected_rules:
+        return True  # a side effect may show on another subject of the station
     return not (anomaly.subject and incident.subjects and anomaly.subject not in incident.subjects)
 
 

@@ -289,3 +289,38 @@ def test_matches_the_definition_on_random_overlapping_deliveries() -> None:
         assert (got is None) is (want is None)
         if want is not None:
             assert got == pytest.approx(want, abs=1e-6)
+
+
+def test_a_sale_running_at_a_reading_counts_for_the_part_the_gauge_saw_leave() -> None:
+    """The case a simulated province showed (1.05 % off on a clean delivery): two sales
+    still running at the closing reading. Each draws evenly; at the reading, 3/4 of the
+    first (4 min of 5 min × 200 L = 160 L) and 1/2 of the second (1 of 2 min × 60 L = 30 L)
+    had left the tank, and an opening-side sale 1/4 done at the opening reading had drawn
+    25 L of its 100 L before it. The gauge saw 75 + 160 + 30 = 265 L of sales go between
+    its two readings."""
+    after_at = END + 5 * MIN
+    sales = pl.DataFrame([
+        {"station_id": "S1", "tank_id": "T1", "nozzle_id": "N1", "started_at": START - 6 * MIN,
+         "at": START - 2 * MIN, "volume_20_l": 100.0},   # 1 of its 4 min before 09:00 - 5 min
+        {"station_id": "S1", "tank_id": "T1", "nozzle_id": "N1", "started_at": after_at - 4 * MIN,
+         "at": after_at + MIN, "volume_20_l": 200.0},
+        {"station_id": "S1", "tank_id": "T1", "nozzle_id": "N2", "started_at": after_at - MIN,
+         "at": after_at + MIN, "volume_20_l": 60.0},
+    ], schema={**SALE_SCHEMA, "nozzle_id": pl.String, "started_at": pl.Datetime("us", "UTC")})
+    declared = 10_000.0
+    before_l, after_l = 5_000.0, 5_000.0 + declared - 265.0  # the tank got all 10 000 L
+    result = gauge_rise(
+        pl.DataFrame([delivery(volume_20_l=declared)], schema=DELIVERY_SCHEMA),
+        pl.DataFrame([reading(START - 5 * MIN, before_l), reading(after_at, after_l)],
+                     schema=READING_SCHEMA),
+        sales, settings(),
+    ).row(0, named=True)  # fmt: skip
+    assert result["gauge_rise_20_l"] == pytest.approx(declared, abs=0.01)
+    assert result["gauge_status"] == "ok"
+    # Counted whole at their ends (no start times): 100 L between the readings instead of
+    # 265, so the gauge seems to have seen 165 L less than declared.
+    whole = one([delivery(volume_20_l=declared)],
+                [reading(START - 5 * MIN, before_l), reading(after_at, after_l)],
+                [sale(START - 2 * MIN, 100.0), sale(after_at + MIN, 200.0),
+                 sale(after_at + MIN, 60.0)])  # fmt: skip
+    assert whole["gauge_difference_20_l"] == pytest.approx(165.0)

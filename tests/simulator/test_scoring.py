@@ -179,3 +179,17 @@ def test_a_perfect_detector_scores_one(tmp_path: Path) -> None:
     assert result.total.true_positives == len(perfect) > 15
     spans = {i.incident_id: (i.end - i.start).total_seconds() / 3600 for i in truth}
     assert all(d.delay_h == pytest.approx(spans[d.incident_id]) for d in result.detections)
+
+
+def test_a_tolerated_side_effect_may_name_another_subject_an_expected_finding_may_not() -> None:
+    hidden = incident_factory(
+        "INC-9", "deliberate_silence", ("totalizer_gap",), station_id="S9", subject="D1",
+        subject_aliases=("N01",), tolerated_rules=("inventory_imbalance",), start=at(0),
+        end=at(10),
+    )  # fmt: skip
+    imbalance = Anomaly.of(anomaly("A1", "inventory_imbalance", 0, 24, station_id="S9",
+                                   subject="T2"))  # fmt: skip
+    gap_elsewhere = Anomaly.of(anomaly("A2", "totalizer_gap", 9, 10, station_id="S9",
+                                       subject="N07"))  # fmt: skip
+    assert matches(hidden, imbalance)
+    assert not matches(hidden, gap_elsewhere)
