@@ -6,17 +6,18 @@ regulator's page: each tank's daily book-vs-measured series) may call:
 * :func:`daily_reconciliation` — per tank and Asia/Shanghai day: opening + deliveries −
   sales, the book, against the closing gauge reading, with a tolerance and a result
   ``pass`` / ``fail`` / ``inconclusive`` (no reading at one end of the day).
-* :func:`design` and :func:`dispenser_design` — usable hours of a tank for statistical
-  inventory reconciliation (SIR), and :func:`window_fits` — per tank and day, a least-
-  squares fit over the window of days ending on it of::
+* :func:`design` — the usable hours of a tank for statistical inventory reconciliation
+  (SIR), and :func:`window_fits` — per tank and day, least squares over the window of
+  days ending on it of::
 
-      measured + sold = a_segment − leak_l_h · t + gain · sold      (one ``a`` per segment)
+      measured + sold = a_segment − leak · t + Σ_k gain_k · sold_k + δβ · thermal
 
-  where ``sold`` is the cumulative metered sales at the reading instants and a segment
-  is the time between two deliveries. A leak is proportional to *time*; a meter error
-  (or calibration fraud) to *throughput*; a delivery's declared-vs-true error is a step,
-  absorbed by the segment's own intercept. Overnight hours, with little throughput, are
-  what separates the first two.
+  where ``sold`` is the cumulative metered sales at the reading instants (``sold_k``:
+  dispenser k's), ``thermal`` the measured stock times the gauge temperature's swing,
+  and a segment the time between two deliveries. A leak is proportional to *time*; a
+  meter error (or calibration fraud) to a dispenser's *throughput*; a delivery's
+  declared-vs-true error is a step, absorbed by the segment's own intercept. Overnight
+  hours, with little throughput, are what separates the first two.
 
 Times are UTC; an *hour* is an integer, hours since the Unix epoch; a *day* is an integer,
 Asia/Shanghai days since 1970-01-01 (Beijing time is UTC+8 all year, no daylight saving).
@@ -24,7 +25,7 @@ Asia/Shanghai days since 1970-01-01 (Beijing time is UTC+8 all year, no daylight
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -37,7 +38,6 @@ LOCAL_OFFSET_H = 8
 #: this time are used neither as a day's boundary nor in the SIR fit (ATG vendors suspend
 #: leak tests for a comparable time after a drop).
 SETTLE = timedelta(hours=1)
-_EPOCH_DAY = date(1970, 1, 1)
 _US_PER_H = 3_600_000_000
 
 DAILY_SCHEMA: dict[str, pl.DataType] = {
@@ -263,8 +263,9 @@ def daily_reconciliation(
 #: Dispensers per tank the SIR fit tells apart, most litres sold first; any others share
 #: the last slot (and are not attributed one by one).
 SLOTS = 6
-#: The SIR fit's regressors: elapsed time (h) and each dispenser slot's cumulative sales.
-XS = ["t_h", *[f"x{k}_20_l" for k in range(1, SLOTS + 1)]]
+#: The SIR fit's regressors: elapsed time (h), each dispenser slot's cumulative sales (L)
+#: and the thermal term (L·°C, see :func:`design`).
+XS = ["t_h", *[f"x{k}_20_l" for k in range(1, SLOTS + 1)], "thermal_l_c"]
 
 
 def dispenser_slots(sales: pl.DataFrame) -> pl.DataFrame:
@@ -286,19 +287,28 @@ def design(hours: pl.DataFrame, sales: pl.DataFrame, deliveries: pl.DataFrame,
            settle: timedelta = SETTLE) -> pl.DataFrame:  # fmt: skip
     """The hours of each tank usable for SIR, with their segment and variables.
 
-    ``hours`` (one row per tank and hour with readings, as :data:`HOURS_SQL` returns):
+    ``hours`` (one row per tank and hour with readings, as ``slow_leak.HOURS_SQL`` gives):
     station_id, tank_id, hour, readings, t_h (mean reading instant, hours since the
     epoch), measured_20_l (mean reading), sold_20_l (mean over the readings of the
-    cumulative sales up to each, from any fixed origin). ``sales`` (as
-    :data:`HOURLY_SALES_SQL` returns): station_id, tank_id, dispenser_id, hour,
-    sold_20_l. ``deliveries``: station_id, tank_id, started_at, ended_at.
+    cumulative sales up to each, from any fixed origin), temperature_c (mean of the
+    readings'). ``sales`` (as ``slow_leak.HOURLY_SALES_SQL`` gives):
+    station_id, tank_id, dispenser_id, hour, sold_20_l. ``deliveries``: station_id,
+    tank_id, started_at, ended_at.
 
     Returns station_id, tank_id, hour, day, segment, readings, t_h, y_20_l (measured +
-    sold) and ``x<k>_20_l``, the cumulative sales of the dispensers in slot k
+    sold), ``x<k>_20_l``, the cumulative sales of the dispensers in slot k
     (:func:`dispenser_slots`) from the first hour of ``sales`` to the readings (an hour's
-    sales are taken as spread evenly over it, the readings at their mean instant); without
-    the hours a delivery disturbs (they overlap [started_at, ended_at + settle)). The
-    origins of the cumulative sums do not matter: each segment has its own intercept.
+    sales are taken as spread evenly over it, the readings at their mean instant), and
+    thermal_l_c = measured × (temperature − the segment's mean temperature); without the
+    hours a delivery disturbs (they overlap [started_at, ended_at + settle)). The origins
+    of the cumulative sums do not matter: each segment has its own intercept.
+
+    The thermal term's coefficient is an error δβ of the expansion coefficient behind
+    the conversion to 20 °C (the gauge converts with the last delivery's density, not
+    the mix's; and tables are not the fuel): it puts δβ · V · (T − T̄) on the measured
+    stock, a daily and seasonal swing that would otherwise lean on the leak estimate.
+    The rest of that error, δβ · V · (T̄ − 20), is linear in the sales and left to the
+    dispensers' terms (a shift of a few hundredths of a percent, common to all).
     """
     frame = hours.with_columns(
         *_keys(hours, TANK), pl.col("hour").cast(pl.Int64),
@@ -311,6 +321,10 @@ def design(hours: pl.DataFrame, sales: pl.DataFrame, deliveries: pl.DataFrame,
         readings=pl.col("readings").cast(pl.Int64), t_h=pl.col("t_h").cast(pl.Float64),
         _f=(pl.col("t_h") - pl.col("hour")).clip(0.0, 1.0),
         y_20_l=(pl.col("measured_20_l") + pl.col("sold_20_l")).cast(pl.Float64),
+        _v=pl.col("measured_20_l").cast(pl.Float64),
+        _temp=pl.col("temperature_c").cast(pl.Float64),
+    ).with_columns(
+        thermal_l_c=pl.col("_v") * (pl.col("_temp") - pl.col("_temp").mean().over(*TANK, "segment"))
     ).sort("hour")  # as-of lookups need time order within a tank; string sorts are slow
     by = [*TANK, "dispenser_id"]
     hourly = sales.select(*_keys(sales, by), pl.col("hour").cast(pl.Int64),
@@ -337,7 +351,8 @@ def design(hours: pl.DataFrame, sales: pl.DataFrame, deliveries: pl.DataFrame,
             "_h", "_cum", "sold_20_l", strict=False
         )
         columns.append(name)
-    return rows.select(*TANK, "hour", "day", "segment", "readings", "t_h", "y_20_l", *columns)
+    return rows.select(*TANK, "hour", "day", "segment", "readings", "t_h", "y_20_l", *columns,
+                       "thermal_l_c")  # fmt: skip
 
 
 def end_days(frame: pl.DataFrame, keys: list[str], scope: pl.DataFrame, now: datetime,
@@ -476,78 +491,3 @@ def _solve(fits: pl.DataFrame, xs: list[str], y: str) -> pl.DataFrame:
         pl.when(pl.col("dof") > 0).then(pl.col(c)).alias(c)
         for c in [f"se_{x}" for x in xs]
     )  # fmt: skip
-
-
-def monthly_episodes(tests: pl.DataFrame, keys: list[str], flagged: pl.Expr,
-                     window_days: int) -> pl.DataFrame:  # fmt: skip
-    """The flagged window tests grouped into one episode per ``keys`` and calendar month of
-    the window end day: ``first_day``/``last_day`` (end days, local), ``flagged_days``,
-    ``window_start`` (the start of the first flagged test's window: stable as later days
-    come in), ``window_end`` (the end of the last flagged day), and the last flagged test's
-    columns (its evidence)."""
-    marked = tests.filter(flagged).with_columns(
-        _month=day_date(pl.col("end_day")).dt.month_start()
-    )
-    by = [*keys, "_month"]
-    return marked.sort("end_day").group_by(by).agg(
-        pl.all().exclude(by).last(),
-        first_day=pl.col("end_day").first(), flagged_days=pl.len().cast(pl.Int64),
-    ).with_columns(
-        last_day=pl.col("end_day"),
-        window_start=day_start(pl.col("first_day") - window_days + 1),
-        window_end=day_start(pl.col("end_day") + 1),
-    ).drop("_month")  # fmt: skip
-
-
-#: Per scoped tank and hour with readings since ``load_from``: the mean reading (litres at
-#: 20 °C), its mean instant (hours since the epoch) and the mean over the readings of the
-#: tank's cumulative sales (litres at 20 °C) since ``load_from`` up to each reading.
-HOURS_SQL = """
-    WITH r AS (
-        SELECT t.station_id, t.tank_id, t.read_at, t.volume_20_l
-        FROM reading_std t JOIN scope s ON s.station_id = t.station_id
-        WHERE t.read_at >= s.load_from
-    ), x AS (
-        SELECT t.station_id, t.tank_id, t."at", t.volume_20_l, epoch_ms(x.started_at) AS t0,
-               epoch_ms(t."at") AS t1
-        FROM sale_std t JOIN scope s ON s.station_id = t.station_id
-        JOIN sale x ON x.station_id = t.station_id AND x.txn_id = t.txn_id
-        WHERE t."at" >= s.load_from
-    ), c AS (
-        SELECT station_id, tank_id, "at",
-               sum(volume_20_l) OVER (PARTITION BY station_id, tank_id ORDER BY "at") AS sold
-        FROM x
-    ), p AS (  -- sales under way at a reading: the part already drawn, at a steady flow
-        SELECT r.station_id, r.tank_id, r.read_at,
-               sum(x.volume_20_l * (epoch_ms(r.read_at) - x.t0) / (x.t1 - x.t0)) AS partial
-        FROM r JOIN x ON x.station_id = r.station_id AND x.tank_id = r.tank_id
-         AND x.t0 < epoch_ms(r.read_at) AND x.t1 > epoch_ms(r.read_at)
-        GROUP BY ALL
-    )
-    SELECT r.station_id, r.tank_id, floor(epoch_ms(r.read_at) / 3600000)::BIGINT AS hour,
-           count(*) AS readings, avg(epoch_ms(r.read_at)) / 3600000.0 AS t_h,
-           avg(r.volume_20_l) AS measured_20_l,
-           avg(coalesce(c.sold, 0.0) + coalesce(p.partial, 0.0)) AS sold_20_l
-    FROM r ASOF LEFT JOIN c
-      ON c.station_id = r.station_id AND c.tank_id = r.tank_id AND r.read_at >= c."at"
-    LEFT JOIN p ON p.station_id = r.station_id AND p.tank_id = r.tank_id
-     AND p.read_at = r.read_at
-    GROUP BY ALL ORDER BY ALL
-"""
-#: Per scoped tank, dispenser and hour since ``load_from``: litres at 20 °C sold.
-HOURLY_SALES_SQL = """
-    SELECT t.station_id, t.tank_id, x.dispenser_id,
-           floor(epoch_ms(t."at") / 3600000)::BIGINT AS hour,
-           sum(t.volume_20_l) AS sold_20_l, count(*) AS sales
-    FROM sale_std t JOIN scope s ON s.station_id = t.station_id
-    JOIN sale x ON x.station_id = t.station_id AND x.txn_id = t.txn_id
-    WHERE t."at" >= s.load_from
-    GROUP BY ALL ORDER BY ALL
-"""
-#: Deliveries into scoped tanks that may disturb an hour since ``load_from``.
-DELIVERIES_SQL = """
-    SELECT t.station_id, t.tank_id, t.delivery_id, t.started_at, t.ended_at,
-           coalesce(t.volume_20_l, t.volume_l) AS volume_20_l
-    FROM delivery t JOIN scope s ON s.station_id = t.station_id
-    WHERE t.ended_at >= s.load_from - INTERVAL 1 DAY
-"""

@@ -1,0 +1,162 @@
+"""persistent_gain: a dispenser whose sales exceed what left its tanks (calibration fraud).
+
+Pure tests on frames shaped as ``load`` returns them (``tank_hours``), then through the
+warehouse and the engine. A meter error of g % records (1 + g/100) × what it dispensed,
+as the legal definition (and the simulator's ``calibration_fraud``) has it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from fueltrace.settings import Settings
+from processors import anomalies, traceability
+from processors.rules.base import EPOCH, UTC_US, Reader, Scope
+from processors.rules.persistent_gain import RULE, describe, detect, evaluate
+from simulator import generate_province
+from tests.processors.scenario import T0, load, reading, sale, settings, station
+from tests.processors.test_wetstock import H0, tank_hours
+from warehouse.connection import connect
+
+DAY = timedelta(days=1)
+STORED = ("facility", "dispatch", "delivery", "tank_reading", "sale")
+NOW = T0 + 31 * DAY
+
+
+def _scope(now: datetime = NOW) -> Scope:
+    return Scope(pl.DataFrame({"station_id": ["S1"], "since": [T0 - DAY]},
+                              schema={"station_id": pl.String, "since": UTC_US}), now)  # fmt: skip
+
+
+def test_a_dispenser_recording_more_than_it_gives_is_found_exactly() -> None:
+    frames = tank_hours(31, leak_l_h=0.3, gains_pct={"D1": -0.1, "D2": 0.8})
+    [row] = detect(frames, Settings(), _scope()).to_dicts()
+    e = row["evidence"]
+    assert (row["subject"], row["severity"]) == ("D2", "critical")  # ≥ 0.6 %: not drift
+    assert e["gain_pct"] == pytest.approx(0.8, abs=1e-6)
+    assert e["standard_error_pct"] == pytest.approx(0.0, abs=1e-6)
+    assert e["tanks"] == ["T1"]
+    window = pl.col("hour").is_between(H0 + 16, H0 + 16 + 30 * 24 - 1)  # 11-21 … 12-20 local
+    sold = frames["sales"].filter(pl.col("dispenser_id") == "D2", window)
+    assert e["sales_20_l"] == pytest.approx(sold["sold_20_l"].sum())
+    assert e["excess_20_l"] == pytest.approx(e["sales_20_l"] * 0.008 / 1.008)
+    assert (str(e["first_day"]), str(e["last_day"]), e["result_days"]) == (
+        "2026-12-19", "2026-12-20", 2)  # fmt: skip
+    assert row["window_start"] == T0 - timedelta(hours=8)  # the first failing test's window
+    assert e["threshold_pct"] == 0.3 and e["window_days"] == 30
+    text = describe({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in e.items()})
+    assert text.startswith("Dispenser D2 (tanks T1): its sales exceed what left the tanks by "
+                           "0.80 %")  # fmt: skip
+
+
+def test_half_a_percent_is_found_through_gauge_noise_and_legal_meters_are_not() -> None:
+    frames = tank_hours(31, noise_l=2.0, gains_pct={"D1": 0.3, "D2": 0.5}, seed=3)
+    results = evaluate(frames, Settings(), _scope())
+    last = results.filter(pl.col("end_day") == pl.col("end_day").max()).sort("dispenser_id")
+    assert last["result"].to_list() == ["pass", "fail"]  # D1 at the very limit passes
+    d1, d2 = last.to_dicts()
+    assert d1["gain_pct"] == pytest.approx(0.3, abs=4 * d1["standard_error_pct"])
+    assert d2["gain_pct"] == pytest.approx(0.5, abs=4 * d2["standard_error_pct"])
+    assert d2["lower_pct"] > 0.3 > d1["lower_pct"]
+    [row] = detect(frames, Settings(), _scope()).to_dicts()
+    assert (row["subject"], row["severity"]) == ("D2", "high")
+
+
+def test_a_dispenser_is_judged_on_every_tank_it_draws_from() -> None:
+    one = tank_hours(31, noise_l=2.0, gains_pct={"D2": 0.45}, seed=5)
+    two = tank_hours(31, noise_l=2.0, gains_pct={"D2": 0.45}, seed=6, tank="T2")
+    frames = {k: pl.concat([one[k], two[k]]) for k in one}
+    [row] = detect(frames, Settings(), _scope()).to_dicts()
+    assert row["evidence"]["tanks"] == ["T1", "T2"]
+    def errors(results: pl.DataFrame) -> list[float]:
+        last = results.filter(pl.col("end_day") == pl.col("end_day").max())
+        return last.sort("dispenser_id")["standard_error_pct"].to_list()
+
+    alone, both = errors(evaluate(one, Settings(), _scope())), errors(
+        evaluate(frames, Settings(), _scope()))  # fmt: skip
+    assert both[0] < alone[0] and both[1] < alone[1]  # two tanks' evidence: tighter
+
+
+# --- through the warehouse and the engine ----------------------------------------------
+
+
+def _station() -> dict:
+    facility = station("S1")
+    facility["nozzles"].append({"nozzle_id": "N-B", "dispenser_id": "D2", "tank_id": "T1"})
+    return facility
+
+
+def _days(first_day: int, last_day: int, gain_pct: float = 1.0) -> dict[str, list]:
+    """Hourly readings; D1 sells at :30 in the daytime, D2 (recording ``gain_pct`` % more
+    than it gives) at :45 in two hours of three. From day 0 so stock levels continue;
+    records from the start of ``first_day`` to that of ``last_day``."""
+    readings, sales = [], []
+    stock = 35_000.0
+    for hour in range(0, 32 * 24 + 1):
+        keep = first_day * 24 <= hour < last_day * 24
+        if keep:
+            readings.append(reading("S1", hour, round(stock, 4)))
+        if hour % 24 < 12:
+            litres = 20.0 + (hour * 7) % 11
+            if keep:
+                sales.append(sale("S1", hour + 0.5, litres))
+            stock -= litres
+        if hour % 3:
+            litres = 30.0 + (hour * 5) % 13
+            if keep:
+                sales.append({**sale("S1", hour + 0.75, litres), "nozzle_id": "N-B",
+                              "dispenser_id": "D2"})  # fmt: skip
+            stock -= litres / (1 + gain_pct / 100)
+    return {"tank_reading": readings, "sale": sales}
+
+
+def _run(con: duckdb.DuckDBPyConnection, tmp: Path, now: datetime) -> anomalies.AnomalyRunResult:
+    traceability.run(con, settings(tmp), now)
+    return anomalies.run(con, settings(tmp), now, (RULE,))
+
+
+def test_a_gain_found_through_the_warehouse_once_a_month_of_data_is_in(tmp_path: Path) -> None:
+    con = connect(tmp_path / "w.duckdb")
+    load(con, tmp_path, facility=[_station()], **_days(0, 21))
+    assert _run(con, tmp_path, T0 + 21 * DAY).raised == 0  # no whole 30-day window yet
+    load(con, tmp_path, **_days(21, 33))
+    assert _run(con, tmp_path, T0 + 32 * DAY).raised == 1
+    [(anomaly_id, subject, severity, evidence)] = con.execute(
+        "SELECT anomaly_id, subject, severity, evidence::VARCHAR FROM anomaly").fetchall()
+    assert anomaly_id == anomalies.anomaly_id("persistent_gain", "S1", "D2",
+                                              T0 - timedelta(hours=8))  # fmt: skip
+    facts = json.loads(evidence)
+    assert (subject, severity, facts["tanks"]) == ("D2", "critical", ["T1"])
+    assert facts["gain_pct"] == pytest.approx(1.0, abs=0.01)
+    assert facts["excess_20_l"] == pytest.approx(facts["sales_20_l"] * (1 - 1 / 1.01), rel=0.01)
+    assert (facts["first_day"], facts["last_day"]) == ("2026-12-19", "2026-12-21")
+    again = anomalies.run(con, settings(tmp_path), T0 + 32 * DAY + timedelta(hours=1), (RULE,))
+    assert (again.raised, again.updated, again.resolved) == (0, 0, 0)
+
+
+def test_an_honest_dispenser_through_the_warehouse_is_no_finding(tmp_path: Path) -> None:
+    con = connect(tmp_path / "w.duckdb")
+    load(con, tmp_path, facility=[_station()], **_days(0, 33, gain_pct=0.25))
+    assert _run(con, tmp_path, T0 + 32 * DAY).raised == 0
+
+
+def test_a_clean_simulated_province_has_no_persistent_gain(tmp_path: Path) -> None:
+    records = generate_province(seed=7, stations=2, days=32)
+    now = T0 + 32 * DAY
+    con = connect(tmp_path / "w.duckdb")
+    load(con, tmp_path, **{t: records[t] for t in STORED})
+    assert _run(con, tmp_path, now).by_rule == {"persistent_gain": 0}
+    stations = con.sql("SELECT station_id FROM station").pl()
+    scope = Scope(stations.with_columns(since=pl.lit(EPOCH, UTC_US)), now)
+    results = evaluate(RULE.load(Reader(con, scope, RULE.lookback)), Settings(), scope)
+    dispensers = con.execute("SELECT count(DISTINCT (station_id, dispenser_id)) FROM nozzle"
+                             ).fetchall()[0][0]  # fmt: skip
+    assert results.select("station_id", "dispenser_id").n_unique() == dispensers
+    assert (results["result"] == "pass").all()
+    assert results["gain_pct"].abs().max() < 0.3 + 4 * results["standard_error_pct"].max()
