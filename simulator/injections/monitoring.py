@@ -5,8 +5,8 @@
   ``end``. Trips ``vapor_al_out_of_band`` when the daily mean is out of 1.0–1.2 on at least
   ``AL_ALARM_DAYS`` consecutive Beijing days (``days_out_of_band``).
 * ``pressure_fault``: from ``start`` to ``end`` the station's ullage pressure sits at
-  ``pressure_pa`` (a P/V valve stuck shut, a dead vapour processor: +600…+1,500 Pa; a
-  stuck-open one under suction: −800…−2,500 Pa). Trips ``vapor_pressure_out_of_range``.
+  ``pressure_pa`` (a P/V valve stuck shut, a dead vapour processor: +700…+1,500 Pa; a
+  stuck-open one under suction: −1,100…−2,500 Pa). Trips ``vapor_pressure_out_of_range``.
 * ``device_outage``: the device (``subject``: ``ATG1``, ``D<n>``, ``VM1`` or ``GW1``) reports
   ``offline`` (or option ``status`` = ``fault``) at ``start`` and ``online`` at ``end``;
   in between its records are missing: a broken dispenser sells nothing (customers use
@@ -223,8 +223,8 @@ class DeviceIncident(Injection):
             aliases = tuple(
                 n.nozzle_id for n in station.nozzles if n.dispenser_id == self.device_id
             )
-        elif kind == "vapor_monitor":
-            aliases = tuple(n.nozzle_id for n in vapor_nozzles(station))
+        elif kind == "vapor_monitor":  # a station has one: rules may name it by its kind
+            aliases = ("vapor_monitor", *(n.nozzle_id for n in vapor_nozzles(station)))
         refs = {
             "device_id": self.device_id,
             "device_kind": kind,
