@@ -20,17 +20,23 @@ then ``warehouse.load.load_batch`` per time window of about ``--load-rows`` rows
 holds back one delivery (with its dispatch) in the middle of the period and the whole
 last day. This process then measures, against that warehouse:
 
-1. the initial full lineage build: ``fueltrace.analyses.run_analyses`` (seconds,
-   records/s over the sales + readings + deliveries it read, peak RSS);
+1. the initial full lineage build: ``processors.traceability.run`` (the lineage job;
+   not the anomaly rules that ``fueltrace.analyses.run_analyses`` runs after it)
+   (seconds, records/s over the sales + readings + deliveries it read, peak RSS);
 2. trace latency: ``warehouse.trace.trace_sale`` on ≥ 200 random sales,
    ``trace_batch`` on ≥ 50 random batches, ``recall_report`` on a few; p50/p95/p99,
    target p95 ≤ 100 ms (PASS/MISS);
-3. late data: the held-back delivery and its dispatch loaded, then ``run_analyses``
+3. late data: the held-back delivery and its dispatch loaded, then the lineage job
    (recomputes that tank from that point); then the held-back day of every station
    loaded and analysed incrementally (target: minutes, not hours);
-4. baselines measured in the same run: a full scan of ``sale_std``, and a naive trace
+4. baselines measured in the same run: a full scan of ``sale_std``, a naive trace
    that replays the sale's tank from its first reading in Python
-   (``processors.lineage.replay_tank`` over the tank's whole history).
+   (``processors.lineage.replay_tank`` over the tank's whole history), and
+   ``trace_batch`` as it was before migration 005 (the batch's segments joined with the
+   sales of ``sale_std`` they cover) on the same batches, its tanks compared with the
+   product's;
+5. after the late data: every segment's stored sales (``segment_sales``) checked
+   against ``sale_std`` (an ASOF join); a difference is reported as a PROBLEM.
 
 The generated data is physically consistent: per station 4 tanks (92, 95, 98, diesel)
 and 2 dispensers × 4 nozzles (each nozzle draws from one tank); sales with totalizer
@@ -684,6 +690,94 @@ def naive_trace(con: duckdb.DuckDBPyConnection, settings: Settings, station_id: 
             if row["valid_from"] <= at and (row["valid_to"] is None or at < row["valid_to"])]
 
 
+# trace_batch's tanks as computed before migration 005: the batch's segments joined with
+# the sales of sale_std they cover (only a lower time bound reaches the scan). Measured as
+# a baseline in the same run, and its result compared with trace.trace_batch's.
+_COVERS = ("seg.station_id = s.station_id AND seg.tank_id = s.tank_id AND seg.valid_from <= s.at "
+           "AND (seg.valid_to IS NULL OR s.at < seg.valid_to)")  # fmt: skip
+BATCH_TANKS_BY_JOIN = f"""
+    WITH received AS (
+        SELECT station_id, tank_id, sum(litres_20) AS received_l, min("at") AS received_at
+        FROM delivery_batch WHERE batch_id = $b GROUP BY ALL
+    ), segs AS (
+        SELECT * FROM tank_segment WHERE batch_id = $b
+    ), sold AS (
+        SELECT seg.station_id, seg.tank_id, sum(seg.share * s.volume_20_l) AS sold_l,
+               count(*) AS sales, min(s.at) AS first_sale_at, max(s.at) AS last_sale_at
+        FROM segs seg JOIN sale_std s ON {_COVERS} GROUP BY ALL
+    ), now_in AS (
+        SELECT seg.station_id, seg.tank_id,
+               seg.litres_20 - seg.share * coalesce(
+                   (SELECT sum(s.volume_20_l) FROM sale_std s WHERE {_COVERS}), 0)
+               AS in_tank_l
+        FROM segs seg WHERE seg.valid_to IS NULL
+    ), variance AS (
+        SELECT station_id, tank_id, sum(litres_20) AS variance_l
+        FROM batch_variance WHERE batch_id = $b GROUP BY ALL
+    )
+    SELECT r.station_id, st.name AS station_name, st.city, r.tank_id, r.received_at,
+           r.received_l, coalesce(sold.sold_l, 0) AS sold_l,
+           coalesce(now_in.in_tank_l, 0) AS in_tank_l,
+           -coalesce(variance.variance_l, 0) AS losses_l,
+           coalesce(sold.sales, 0) AS sales, sold.first_sale_at, sold.last_sale_at
+    FROM received r
+    LEFT JOIN sold USING (station_id, tank_id)
+    LEFT JOIN now_in USING (station_id, tank_id)
+    LEFT JOIN variance USING (station_id, tank_id)
+    LEFT JOIN station st ON st.station_id = r.station_id
+    ORDER BY r.station_id, r.tank_id
+"""
+
+# Every segment row's stored sales (segment_sales) against sale_std: each sale matched to
+# the segment covering it by an ASOF join. Segment rows without their segment_sales row,
+# and rows that differ.
+SEGMENT_SALES_MISMATCHES = """
+    WITH segs AS (
+        SELECT DISTINCT station_id, tank_id, valid_from, valid_to FROM tank_segment
+    ), covered AS (
+        SELECT seg.station_id, seg.tank_id, seg.valid_from, sum(s.volume_20_l) AS sold,
+               count(*) AS n, min(s."at") AS first_at, max(s."at") AS last_at
+        FROM sale_std s ASOF JOIN segs seg
+          ON seg.station_id = s.station_id AND seg.tank_id = s.tank_id
+         AND s."at" >= seg.valid_from
+        WHERE seg.valid_to IS NULL OR s."at" < seg.valid_to
+        GROUP BY ALL
+    ), want AS (
+        SELECT t.station_id, t.tank_id, t.valid_from, t.batch_id,
+               t.share * coalesce(j.sold, 0) AS sold, coalesce(j.n, 0) AS n, j.first_at,
+               j.last_at, CASE WHEN t.valid_to IS NULL
+                               THEN t.litres_20 - t.share * coalesce(j.sold, 0) END AS in_tank
+        FROM tank_segment t LEFT JOIN covered j USING (station_id, tank_id, valid_from)
+    )
+    SELECT count(*) FILTER (WHERE c.station_id IS NULL),
+           count(*) FILTER (WHERE c.station_id IS NOT NULL AND (
+               abs(c.sold_20_l - w.sold) > 1e-6 * greatest(1, abs(w.sold))
+               OR c.sales <> w.n
+               OR c.first_sale_at IS DISTINCT FROM w.first_at
+               OR c.last_sale_at IS DISTINCT FROM w.last_at
+               OR (c.in_tank_20_l IS NULL) <> (w.in_tank IS NULL)
+               OR abs(c.in_tank_20_l - w.in_tank) > 1e-6 * greatest(1, abs(w.in_tank)))),
+           count(*),
+           (SELECT count(*) FROM segment_sales)
+    FROM want w LEFT JOIN segment_sales c USING (station_id, tank_id, valid_from, batch_id)
+"""
+
+
+def _same_tanks(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    """Equal trace_batch tanks; litres to 1e-6 L plus rounding (a sum of products there,
+    a product of sums here)."""
+    if len(a) != len(b) or any(list(x) != list(y) for x, y in zip(a, b, strict=True)):
+        return False
+    for x, y in zip(a, b, strict=True):
+        for k, v in y.items():
+            if isinstance(v, float):
+                if abs(x[k] - v) > 2e-6 + 1e-9 * abs(v):
+                    return False
+            elif x[k] != v:
+                return False
+    return True
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path, db: Path) -> None:
         self.args = args
@@ -745,7 +839,8 @@ class Bench:
         sanity = self.sanity()
         p.extra["sanity"] = sanity
         p.extra["tables"] = {t: self.count(f"SELECT count(*) FROM {t}") for t in
-                             ("tank_segment", "batch_variance", "sale_std", "reading_std",
+                             ("tank_segment", "segment_sales", "batch_variance", "sale_std",
+                              "reading_std",
                               "delivery_batch", "delivery_check")}  # fmt: skip
         if p.extra["tanks"] != counts["tank"]:
             self.problems.append(f"full build recomputed {p.extra['tanks']} tanks of "
@@ -760,6 +855,7 @@ class Bench:
         # 4. late data
         self.late_delivery(build_info["late_delivery"])
         self.province_day()
+        self.check_segment_sales()
 
         self.sampler.stop()
         self.con.close()
@@ -835,6 +931,26 @@ class Bench:
             p.extra.update(latency_s=percentiles(lat), first_call_s=first,
                            tanks_per_batch_avg=round(statistics.fmean(tanks), 1))  # fmt: skip
 
+        # the same batches, trace_batch as it was before migration 005 (join with sale_std)
+        real_batch_tanks = trace._batch_tanks
+        trace._batch_tanks = lambda con, b: trace._rows(con, BATCH_TANKS_BY_JOIN, {"b": b})
+        try:
+            trace.trace_batch(self.con, warm_batches[0])
+            with self.phase("baseline: trace_batch by join") as p:
+                lat, same = [], 0
+                for b in picked:
+                    t0 = time.perf_counter()
+                    result = trace.trace_batch(self.con, b)
+                    lat.append(time.perf_counter() - t0)
+                    same += _same_tanks(real_batch_tanks(self.con, b), result["tanks"])
+                p.extra.update(latency_s=percentiles(lat), same_result=same)
+                p.seconds = statistics.median(lat)
+        finally:
+            trace._batch_tanks = real_batch_tanks
+        if same != len(picked):
+            self.problems.append(f"trace_batch: {len(picked) - same} of {len(picked)} batches "
+                                 "differ from the join over sale_std")  # fmt: skip
+
         with self.phase("recall_report") as p:
             lat, sold = [], []
             for b in recall_batches:
@@ -904,6 +1020,19 @@ class Bench:
             self.analyse(p, self.now + timedelta(days=1))
         p.records = sum(f.height for t, f in frames.items() if t != "dispatch")
 
+    def check_segment_sales(self) -> None:
+        """After the incremental runs: every segment's stored sales as sale_std has them."""
+        with self.phase("check: segment_sales = sale_std") as p:
+            missing, wrong, segments, stored = self.con.execute(
+                SEGMENT_SALES_MISMATCHES).fetchall()[0]  # fmt: skip
+            p.records = segments
+            p.extra.update(segment_rows=segments, without_row=missing, differing=wrong,
+                           segment_sales_rows=stored)  # fmt: skip
+        if missing or wrong or stored != segments:
+            self.problems.append(f"segment_sales: {missing} segment rows without theirs, {wrong} "
+                                 f"differing from sale_std, {stored} rows for {segments} "
+                                 "segment rows")  # fmt: skip
+
     # -- report --
 
     def report(self, counts: dict[str, int], build_info: dict[str, Any]) -> dict[str, Any]:
@@ -942,7 +1071,8 @@ class Bench:
                 f"{'first':>9}")  # fmt: skip
         print(head)
         print("-" * len(head))
-        for name in ("trace_sale", "trace_batch", "recall_report", "baseline: naive replay trace"):
+        for name in ("trace_sale", "trace_batch", "baseline: trace_batch by join",
+                     "recall_report", "baseline: naive replay trace"):  # fmt: skip
             lat = ph[name].extra["latency_s"]
             first = ph[name].extra.get("first_call_s")
             print(f"{name:<30} {lat['n']:>5} {lat['p50'] * 1e3:>9.1f} {lat['p95'] * 1e3:>9.1f} "
@@ -977,6 +1107,15 @@ class Bench:
               f"{sanity['batches_per_segment_max']}; naive replay found the same batches as "
               f"trace_sale for {ph['baseline: naive replay trace'].extra['same_batches_as_trace']}"
               f"/{naive['n']} sales")  # fmt: skip
+        by_join = ph["baseline: trace_batch by join"].extra
+        check = ph["check: segment_sales = sale_std"].extra
+        print(f"trace_batch: the same tanks as the join over sale_std (before migration 005) for "
+              f"{by_join['same_result']}/{by_join['latency_s']['n']} batches, "
+              f"{by_join['latency_s']['p95'] / tb['p95']:.1f}× faster at p95; segment_sales "
+              f"after the late data: {check['segment_rows']:,} segment rows, "
+              f"{check['without_row']} without theirs, {check['differing']} differing from "
+              f"sale_std (checked in "
+              f"{ph['check: segment_sales = sale_std'].seconds:.1f} s)")  # fmt: skip
         late = ph["late delivery: analyse"].extra
         print(f"late delivery {late['delivery_id']} ({late['station_id']}/{late['tank_id']}, "
               f"{late['started_at'][:16]}): {late['tanks']} tank recomputed, "

@@ -6,7 +6,11 @@ A tank is a mixing vessel. Its state is a *book total* (litres at 20 °C) and th
 * a **delivery** (at its ``ended_at``) adds its batch: shares are re-weighted;
 * a **sale** (at its ``ended_at``) takes the current mix in proportion: the total
   falls, the shares stay — so the shares hold for a whole segment between two
-  deliveries and tracing a sale is one lookup of the segment covering it;
+  deliveries and tracing a sale is one lookup of the segment covering it. Each
+  segment also records the sales it covers (Σ litres at 20 °C, how many, the first
+  and the last), so tracing a batch forward needs no sale: a batch sold its share of
+  that, and is in the tank now with the open segment's litres less its share of its
+  sales;
 * a **true-up** (at each delivery's ``started_at``) sets the book total to what the
   gauge measured at the last reading before the unloading (plus the sales since
   that reading); the difference is a gain or loss, allocated to the batches in
@@ -121,8 +125,10 @@ class TankState:
 
 @dataclass
 class TankLineage:
-    segments: list[dict[str, Any]] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)  # a row per batch
     variances: list[dict[str, Any]] = field(default_factory=list)
+    # a row per segment: the sales it covers (Σ volume_20_l, count, first and last)
+    segment_sales: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Replay:
@@ -132,15 +138,43 @@ class _Replay:
         self.state = state
         self.out = TankLineage()
         self.open: list[dict[str, Any]] = []  # rows of the current segment
+        # every sale replayed, in order: its instant and the litres sold up to it; the
+        # open segment's sales are those from index ``mark`` on
+        self.sold_at: list[datetime] = []
+        self.sold_cum: list[float] = [0.0]
+        self.mark = 0
+
+    def sell(self, at: datetime, litres: float) -> None:
+        """A sale takes ``litres`` of the current mix: the total falls, the shares stay."""
+        self.state.total -= litres
+        self.sold_at.append(at)
+        self.sold_cum.append(self.sold_cum[-1] + litres)
+
+    def _settle(self) -> None:
+        """Record the open segment's sales (a batch's part of them: its share)."""
+        first, end = self.mark, len(self.sold_at)
+        if self.open:
+            self.out.segment_sales.append(
+                {"station_id": self.station_id, "tank_id": self.tank_id,
+                 "valid_from": self.open[0]["valid_from"],
+                 "sold_20_l": self.sold_cum[end] - self.sold_cum[first], "sales": end - first,
+                 "first_sale_at": self.sold_at[first] if end > first else None,
+                 "last_sale_at": self.sold_at[-1] if end > first else None})  # fmt: skip
+        self.mark = end
 
     def segment(self, at: datetime) -> None:
         """Close the open segment at ``at`` and open one with the current book. Two
         events at one instant (two deliveries ending together) leave one segment."""
         if self.open and self.open[0]["valid_from"] == at:
+            # No sale can be in it: sales at an instant follow its other events. Were
+            # there one, its figures would carry on to the segment replacing this one,
+            # which is the one covering the sale's instant.
             del self.out.segments[-len(self.open) :]
             self.open = []
-        for row in self.open:
-            row["valid_to"] = at
+        else:
+            self._settle()
+            for row in self.open:
+                row["valid_to"] = at
         s = self.state
         self.open = [
             {"station_id": self.station_id, "tank_id": self.tank_id, "valid_from": at,
@@ -149,6 +183,11 @@ class _Replay:
             for b, share in sorted(s.shares.items())
         ]  # fmt: skip
         self.out.segments.extend(self.open)
+
+    def finish(self) -> TankLineage:
+        """The lineage, with the sales of the segment still open settled too."""
+        self._settle()
+        return self.out
 
     def variance(self, at: datetime, litres: float) -> None:
         """Book total changes by ``litres`` (gain > 0, loss < 0) across the batches."""
@@ -238,21 +277,19 @@ def replay_tank(
         events.append((opening[0], 0, opening[1], "opening"))
     events.sort(key=lambda e: (e[0], e[1]))
 
-    sold_at: list[datetime] = []
-    sold_cum: list[float] = [0.0]
+    sold_at, sold_cum = replay.sold_at, replay.sold_cum
     last_trued = begin
     for at, kind, litres, delivery in events:
         if kind == 2:
-            replay.state.total -= litres
-            sold_at.append(at)
-            sold_cum.append(sold_cum[-1] + litres)
+            replay.sell(at, litres)
         elif delivery == "opening":
             assert opening is not None
             found = litres - replay.state.total  # measured − book: the stock nobody declared
             if found > 0:
                 replay.deliver(at, opening_batch(station_id, tank_id), found, opening[2])
-            else:
+            elif found < 0:  # the gauge found less than was delivered: a loss, as a true-up
                 replay.variance(at, found)
+                replay.segment(at)
             last_trued = at
         elif kind == 0:
             i = bisect.bisect_right(read_at, at) - 1
@@ -266,7 +303,7 @@ def replay_tank(
             # a reading taken while this delivery was unloading saw half of it: the next
             # true-up must use a reading from after it ended
             last_trued = max(last_trued, at)
-    return replay.out
+    return replay.finish()
 
 
 def state_from_segment(rows: pl.DataFrame) -> TankState:

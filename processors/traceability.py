@@ -5,8 +5,14 @@ is in ``analysis_watermark``). For each tank touched — a delivery, a sale (thr
 nozzle → tank map), a reading, or a dispatch that changed a delivery's batch — it
 restarts the lineage at the stored segment covering the earliest touched instant and
 replays from there: a delivery arriving a day late recomputes that tank from that
-point on, and nothing before it. Delivery checks (against the dispatch and the gauge)
-are rebuilt whole: there is about one delivery per station-day.
+point on, and nothing before it. What each segment's sales took of each batch
+(``segment_sales``, which ``trace_batch`` reads) stays right the same way: a sale
+arriving late makes its tank dirty from its own instant, so the segment covering it —
+the open one included — is the restart point and is written again with all its
+sales; the segments before it cover no new sale. The open segment is rewritten
+whatever arrives for its tank, so the litres it says are left stay right too.
+Delivery checks (against the dispatch and the gauge) are rebuilt whole: there is about
+one delivery per station-day.
 """
 
 from __future__ import annotations
@@ -39,6 +45,11 @@ SEGMENT_SCHEMA: dict[str, pl.DataType] = {
     "valid_from": pl.Datetime("us", "UTC"), "valid_to": pl.Datetime("us", "UTC"),
     "batch_id": pl.String(), "share": pl.Float64(), "litres_20": pl.Float64(),
     "density_kg_m3": pl.Float64(),
+}  # fmt: skip
+COVERED_SCHEMA: dict[str, pl.DataType] = {  # the sales of a segment (all its batches)
+    "station_id": pl.String(), "tank_id": pl.String(),
+    "valid_from": pl.Datetime("us", "UTC"), "sold_20_l": pl.Float64(), "sales": pl.Int64(),
+    "first_sale_at": pl.Datetime("us", "UTC"), "last_sale_at": pl.Datetime("us", "UTC"),
 }  # fmt: skip
 VARIANCE_SCHEMA: dict[str, pl.DataType] = {
     "station_id": pl.String(), "tank_id": pl.String(), "at": pl.Datetime("us", "UTC"),
@@ -120,7 +131,8 @@ def _clear(con: duckdb.DuckDBPyConnection, points: pl.DataFrame) -> None:
     con.register("points", points)
     try:
         for table, column, op in (
-            ("tank_segment", "valid_from", ">="), ("batch_variance", '"at"', ">"),
+            ("tank_segment", "valid_from", ">="), ("segment_sales", "valid_from", ">="),
+            ("batch_variance", '"at"', ">"),
             ("sale_std", '"at"', ">="), ("reading_std", "read_at", ">="),
         ):  # fmt: skip
             con.execute(f"""
@@ -185,6 +197,19 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> 
         con.unregister("rows_in")
 
 
+def segment_sales(segments: pl.DataFrame, covered: pl.DataFrame) -> pl.DataFrame:
+    """``segment_sales`` rows: per segment row (a batch in a segment) its share of the
+    segment's sales, and for the open segment the litres of it left in the tank."""
+    key = ["station_id", "tank_id", "valid_from"]
+    sold = pl.col("share") * pl.col("sold_20_l").fill_null(0.0)
+    return segments.join(covered, on=key, how="left").select(
+        *key, "batch_id", sold.alias("sold_20_l"), pl.col("sales").fill_null(0),
+        "first_sale_at", "last_sale_at",
+        pl.when(pl.col("valid_to").is_null()).then(pl.col("litres_20") - sold)
+        .alias("in_tank_20_l"),
+    )  # fmt: skip
+
+
 def update_lineage(con: duckdb.DuckDBPyConnection, settings: Settings, since_load: int,
                    batches: pl.DataFrame) -> TraceabilityResult:  # fmt: skip
     result = TraceabilityResult()
@@ -217,7 +242,10 @@ def update_lineage(con: duckdb.DuckDBPyConnection, settings: Settings, since_loa
         result.tanks += 1
     segments = pl.DataFrame([r for x in lineages for r in x.segments], schema=SEGMENT_SCHEMA)
     variances = pl.DataFrame([r for x in lineages for r in x.variances], schema=VARIANCE_SCHEMA)
+    covered = pl.DataFrame([r for x in lineages for r in x.segment_sales],
+                           schema=COVERED_SCHEMA)  # fmt: skip
     _insert(con, "tank_segment", segments)
+    _insert(con, "segment_sales", segment_sales(segments, covered))
     _insert(con, "batch_variance", variances)
     kept_readings = readings_std.filter(
         pl.col("begin").is_null() | (pl.col("read_at") >= pl.col("begin"))
@@ -240,7 +268,11 @@ def check_all_deliveries(
     delivery = _frame(con, "SELECT * FROM delivery")
     checks, open_ends = check_deliveries(dispatch, delivery, settings, now)
     readings = _frame(con, "SELECT station_id, tank_id, read_at, volume_20_l FROM reading_std")
-    sales = _frame(con, 'SELECT station_id, tank_id, "at", volume_20_l FROM sale_std')
+    # With each sale's start and nozzle, a sale running at a reading counts in part.
+    sales = _frame(con, """
+        SELECT s.station_id, s.tank_id, s."at", s.volume_20_l, sa.nozzle_id, sa.started_at
+        FROM sale_std s JOIN sale sa ON sa.station_id = s.station_id AND sa.txn_id = s.txn_id
+    """)  # fmt: skip
     gauge = gauge_rise(delivery, readings, sales, settings)
     checks = checks.join(gauge.select("delivery_id", "gauge_rise_20_l", "gauge_difference_20_l",
                                       "gauge_status"), on="delivery_id", how="left")  # fmt: skip

@@ -85,35 +85,32 @@ def trace_sale(con: duckdb.DuckDBPyConnection, station_id: str, txn_id: str) -> 
 
 
 def _batch_tanks(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict[str, Any]]:
-    """Per station tank: received, sold, in tank now, variance, first and last sale."""
-    return _rows(con, f"""
+    """Per station tank: received, sold, in tank now, variance, first and last sale.
+
+    From the batch's rows of ``segment_sales`` (migration 005): each says what a
+    segment's sales took of the batch and, in the open segment, what is left. No sale
+    is read, so the cost does not grow with the sales since the batch's first delivery.
+    """
+    return _rows(con, """
         WITH received AS (
             SELECT station_id, tank_id, sum(litres_20) AS received_l, min("at") AS received_at
             FROM delivery_batch WHERE batch_id = $b GROUP BY ALL
-        ), segs AS (
-            SELECT * FROM tank_segment WHERE batch_id = $b
         ), sold AS (
-            SELECT seg.station_id, seg.tank_id, sum(seg.share * s.volume_20_l) AS sold_l,
-                   count(*) AS sales, min(s.at) AS first_sale_at, max(s.at) AS last_sale_at
-            FROM segs seg JOIN sale_std s ON {_COVERS} GROUP BY ALL
-        ), now_in AS (
-            SELECT seg.station_id, seg.tank_id,
-                   seg.litres_20 - seg.share * coalesce(
-                       (SELECT sum(s.volume_20_l) FROM sale_std s WHERE {_COVERS}), 0)
-                   AS in_tank_l
-            FROM segs seg WHERE seg.valid_to IS NULL
+            SELECT station_id, tank_id, sum(sold_20_l) AS sold_l, sum(sales)::BIGINT AS sales,
+                   min(first_sale_at) AS first_sale_at, max(last_sale_at) AS last_sale_at,
+                   sum(in_tank_20_l) AS in_tank_l
+            FROM segment_sales WHERE batch_id = $b GROUP BY ALL
         ), variance AS (
             SELECT station_id, tank_id, sum(litres_20) AS variance_l
             FROM batch_variance WHERE batch_id = $b GROUP BY ALL
         )
         SELECT r.station_id, st.name AS station_name, st.city, r.tank_id, r.received_at,
                r.received_l, coalesce(sold.sold_l, 0) AS sold_l,
-               coalesce(now_in.in_tank_l, 0) AS in_tank_l,
+               coalesce(sold.in_tank_l, 0) AS in_tank_l,
                -coalesce(variance.variance_l, 0) AS losses_l,
                coalesce(sold.sales, 0) AS sales, sold.first_sale_at, sold.last_sale_at
         FROM received r
         LEFT JOIN sold USING (station_id, tank_id)
-        LEFT JOIN now_in USING (station_id, tank_id)
         LEFT JOIN variance USING (station_id, tank_id)
         LEFT JOIN station st ON st.station_id = r.station_id
         ORDER BY r.station_id, r.tank_id
