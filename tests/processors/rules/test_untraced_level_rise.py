@@ -25,7 +25,7 @@ from simulator.generate import (
     generate_province,
     generate_with_truth,
 )
-from simulator.scenarios import Incident
+from tests.processors.rules.simulated import about, findings_on_province
 from tests.processors.scenario import (
     T0,
     delivery,
@@ -202,29 +202,10 @@ def test_late_readings_confirm_the_rise_and_a_late_delivery_explains_it(
     assert state == "resolved"
 
 
-RECORD_TYPES = ("facility", "dispatch", "delivery", "tank_reading", "sale")
-
-
-def _province(tmp: Path, records: dict[str, list[dict]], now: Any) -> list[tuple]:
-    """A simulated province through the warehouse, traceability and this rule."""
-    con = connect(tmp / "w.duckdb")
-    load(con, tmp, **{t: records[t] for t in RECORD_TYPES})
-    traceability.run(con, settings(tmp), now)
-    anomalies.run(con, settings(tmp), now, (RULE,))
-    return con.execute("SELECT station_id, depot_id, subject FROM anomaly").fetchall()
-
-
-def _about(finding: tuple, incident: Incident) -> bool:
-    station_id, depot_id, subject = finding
-    where = (station_id == incident.station_id if incident.station_id
-             else depot_id == incident.depot_id)  # fmt: skip
-    return where and subject in incident.subjects
-
-
 def test_a_clean_simulated_province_has_no_untraced_rise(tmp_path: Path) -> None:
     records = generate_province(seed=5, stations=10, days=2)
     assert len(records["delivery"]) > 5
-    assert _province(tmp_path, records, DEFAULT_START + timedelta(days=2)) == []
+    assert findings_on_province(tmp_path, records, DEFAULT_START + timedelta(days=2), RULE) == []
 
 
 def test_injected_incidents_are_found_and_nothing_else(tmp_path: Path) -> None:
@@ -232,8 +213,9 @@ def test_injected_incidents_are_found_and_nothing_else(tmp_path: Path) -> None:
         per_kind=2, kinds=("off_book_delivery",)))  # fmt: skip
     expected = [i for i in generated.incidents if RULE.name in i.expected_rules]
     assert expected
-    found = _province(tmp_path, generated.records, DEFAULT_START + timedelta(days=4))
-    assert [i.incident_id for i in expected if not any(_about(f, i) for f in found)] == []
+    found = findings_on_province(tmp_path, generated.records,
+                                 DEFAULT_START + timedelta(days=4), RULE)
+    assert [i.incident_id for i in expected if not any(about(f, i) for f in found)] == []
     explained = [i for i in generated.incidents
                  if RULE.name in i.expected_rules + i.tolerated_rules]  # fmt: skip
-    assert [f for f in found if not any(_about(f, i) for i in explained)] == []
+    assert [f for f in found if not any(about(f, i) for i in explained)] == []
