@@ -25,7 +25,7 @@ from simulator.generate import (
     generate_province,
     generate_with_truth,
 )
-from tests.processors.rules.simulated import about, findings_on_province
+from tests.processors.rules.simulated import findings_on_province, rule_on_truth
 from tests.processors.scenario import (
     T0,
     delivery,
@@ -211,11 +211,7 @@ def test_a_clean_simulated_province_has_no_untraced_rise(tmp_path: Path) -> None
 def test_injected_incidents_are_found_and_nothing_else(tmp_path: Path) -> None:
     generated = generate_with_truth(seed=3, stations=12, days=3, scenarios=RandomScenarios(
         per_kind=2, kinds=("off_book_delivery",)))  # fmt: skip
-    expected = [i for i in generated.incidents if RULE.name in i.expected_rules]
-    assert expected
-    found = findings_on_province(tmp_path, generated.records,
-                                 DEFAULT_START + timedelta(days=4), RULE)
-    assert [i.incident_id for i in expected if not any(about(f, i) for f in found)] == []
-    explained = [i for i in generated.incidents
-                 if RULE.name in i.expected_rules + i.tolerated_rules]  # fmt: skip
-    assert [f for f in found if not any(about(f, i) for i in explained)] == []
+    result = rule_on_truth(tmp_path, generated, DEFAULT_START + timedelta(days=4), RULE)
+    assert result.expected
+    assert result.missed == []
+    assert result.unexplained == []
