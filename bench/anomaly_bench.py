@@ -60,6 +60,7 @@ from simulator.generate import (  # noqa: E402
     TIME_FIELDS,
     RandomScenarios,
     generate_with_truth,
+    iso_z,
 )
 from simulator.scenarios import write_ground_truth  # noqa: E402
 from simulator.scoring import score  # noqa: E402
@@ -67,10 +68,6 @@ from warehouse.anomalies import AnomalyFilter, list_anomalies  # noqa: E402
 from warehouse.connection import connect  # noqa: E402
 
 TARGET = 0.95
-
-
-def _iso(t: Any) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def steps(records: dict[str, list[dict[str, Any]]], start: Any, days: float,
@@ -86,7 +83,7 @@ def steps(records: dict[str, list[dict[str, Any]]], start: Any, days: float,
     edges.append(end + timedelta(days=365))  # the last step takes any stragglers
     for i, lo in enumerate(edges[:-1]):
         hi = edges[i + 1]
-        lo_s, hi_s = _iso(lo) if i else "", _iso(hi)
+        lo_s, hi_s = iso_z(lo) if i else "", iso_z(hi)
         part = {}
         for record_type, items in records.items():
             if record_type == "facility":
@@ -148,7 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result = run_analyses(ingest.con, settings, clock)
                 t_lineage = time.perf_counter() - t - result.anomalies.duration_s
                 step = {
-                    "clock": _iso(clock), "records": n, "push_s": round(t_push, 3),
+                    "clock": iso_z(clock), "records": n, "push_s": round(t_push, 3),
                     "ingest_s": round(t_ingest, 3), "lineage_s": round(t_lineage, 3),
                     "anomalies_s": round(result.anomalies.duration_s, 3),
                     "stations": result.anomalies.stations, "raised": result.anomalies.raised,
