@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from fueltrace import metrics
+from fueltrace import failpoints, metrics
 from fueltrace.observe import refresh_gauges
 from fueltrace.settings import Settings
 from processors import anomalies, traceability
 from warehouse import cases
+from warehouse.connection import translate
 
 
 @dataclass
@@ -29,13 +30,17 @@ def run_analyses(con: duckdb.DuckDBPyConnection, settings: Settings,
     warehouse gauges (``fueltrace.observe``). Each job is timed into
     ``fueltrace_analysis_duration_seconds{job}``."""
     clock = now or datetime.now(UTC)
-    with metrics.ANALYSIS_DURATION.labels("traceability").time():
-        traced = traceability.run(con, settings, clock)
-    with metrics.ANALYSIS_DURATION.labels("anomalies").time():
-        found = anomalies.run(con, settings, clock)
-    with metrics.ANALYSIS_DURATION.labels("cases").time():
-        synced = cases.sync_cases(con, clock)
-    with metrics.ANALYSIS_DURATION.labels("observe").time():
-        refresh_gauges(con, settings, clock)
+    try:
+        with metrics.ANALYSIS_DURATION.labels("traceability").time():
+            traced = traceability.run(con, settings, clock)
+        failpoints.hit("analysis", settings.debug_failpoint)  # traceability committed
+        with metrics.ANALYSIS_DURATION.labels("anomalies").time():
+            found = anomalies.run(con, settings, clock)
+        with metrics.ANALYSIS_DURATION.labels("cases").time():
+            synced = cases.sync_cases(con, clock)
+        with metrics.ANALYSIS_DURATION.labels("observe").time():
+            refresh_gauges(con, settings, clock)
+    except duckdb.Error as exc:  # a full disk, a damaged block: said as the warehouse's
+        raise translate(exc, settings.db) from exc
     metrics.LAST_ANALYSIS.set_to_current_time()
     return AnalysesResult(traced, found, synced)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fueltrace import logs
+from fueltrace.bad_settings import settings_problems
 from fueltrace.errors import FuelTraceError, UsageError
 from fueltrace.settings import Settings, load_settings
 
@@ -74,12 +75,13 @@ def cmd_push(settings: Settings, args: argparse.Namespace) -> int:
     from ingest.kafka_client import resolve_bootstrap
     from ingest.push import push_file
 
-    result = push_file(settings, resolve_bootstrap(settings), args.type, Path(args.file),
-                       batch=args.batch)  # fmt: skip
+    result = push_file(settings, lambda: resolve_bootstrap(settings), args.type,
+                       Path(args.file), batch=args.batch)  # fmt: skip
     for error in result.errors:
         print(error, file=sys.stderr)
-    print(f"{result.sent} records sent in {result.messages} messages; "
-          f"{len(result.errors)} lines rejected")  # fmt: skip
+    refused = ("the file was refused" if any(e.where.line is None for e in result.errors)
+               else f"{len(result.errors)} lines rejected")  # fmt: skip
+    print(f"{result.sent} records sent in {result.messages} messages; {refused}")
     return 1 if result.errors else 0
 
 
@@ -383,11 +385,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.verbose, json_format=True if args.log_json else None)
     try:
-        return HANDLERS[args.command](load_settings(), args)
+        settings = load_settings()
+    except ValueError as exc:  # a setting that makes no sense: nothing is started
+        for problem in settings_problems(exc):
+            print(f"fueltrace {args.command}: error: {problem}", file=sys.stderr)
+        print("Fix or unset it; the README's Settings section describes each one.",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        return HANDLERS[args.command](settings, args)
     except FuelTraceError as exc:
         kind = "transient" if exc.transient else "error"
         print(f"fueltrace {args.command}: {kind}: {exc}", file=sys.stderr)
         return 75 if exc.transient else 2  # EX_TEMPFAIL lets a supervisor retry
+    except OSError as exc:  # a file named on the command line (recall -o, …)
+        if exc.filename is None:
+            raise
+        print(f"fueltrace {args.command}: error: {exc.filename}: {exc.strerror}",
+              file=sys.stderr)  # fmt: skip
+        return 2
 
 
 def run() -> Any:  # pragma: no cover - the console script

@@ -88,3 +88,23 @@ class WarehouseError(TerminalError):
 
 class UsageError(TerminalError):
     """A command-line argument or API parameter that cannot be used as given."""
+
+
+class WarehouseFull(TransientError):
+    """The disk under the warehouse (or DuckDB's temp directory) has no space left: the
+    write was rolled back; it succeeds once space is freed."""
+
+
+class WarehouseDamaged(WarehouseError):
+    """The warehouse file is not a readable fueltrace warehouse (corrupt, truncated, not a
+    DuckDB file, another application's database). It is left untouched."""
+
+
+class WarehouseTooNew(WarehouseError):
+    """The warehouse was written by a newer fueltrace (a schema version this code does not
+    know) or a newer DuckDB (a storage format this library cannot read)."""
+
+
+class WarehouseInvalidated(WarehouseError):
+    """DuckDB stopped using the file after a failed write (e.g. a checkpoint on a full
+    disk); this process must reopen it. Nothing committed is lost."""

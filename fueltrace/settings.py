@@ -7,18 +7,30 @@ test checks the README lists every one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fueltrace import failpoints
+
+#: The SPEC's licence kinds (the ``kind`` enum of schemas/facility.avsc).
+LicenceKind = Literal["retail_approval", "hazardous_chemicals", "business_licence",
+                      "environmental_approval"]  # fmt: skip
+_HOST = r"\s*([A-Za-z_]+://)?(\[[0-9A-Fa-f:.]+\]|[^\s,:/\[\]]+)(:\d{1,5})?\s*"
+#: [PROTOCOL://]host[:port] or [IPv6]:port, comma-separated: what Kafka clients take.
+_BOOTSTRAP = rf"^{_HOST}(,{_HOST})*$"
 
 
 class Settings(BaseSettings):
     """Frozen settings of one fueltrace process."""
 
-    model_config = SettingsConfigDict(env_prefix="FUELTRACE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FUELTRACE_", frozen=True, extra="ignore",
+                                      allow_inf_nan=False)  # no setting means infinity
 
     bootstrap: str | None = Field(
-        default=None,
+        default=None, pattern=_BOOTSTRAP, examples=["kafka1:9092,kafka2:9092"],
+        json_schema_extra={"accepts": "host:port[,host:port…] (unset: the embedded broker)"},
         description="Kafka bootstrap servers (host:port,…). Unset: use the embedded broker "
         "that `fueltrace broker` runs (its address is read from FUELTRACE_STATE_DIR).",
     )
@@ -31,7 +43,8 @@ class Settings(BaseSettings):
         description="Where the embedded broker records its address and log.",
     )
     topic_prefix: str = Field(
-        default="fuel",
+        default="fuel", pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        json_schema_extra={"accepts": "letters, digits, '.', '_' and '-' (Kafka topic names)"},
         description="Prefix of every topic name (fuel.sale, fuel.dead-letter, …). Change it to "
         "run several pipelines, or tests, on one broker.",
     )
@@ -42,17 +55,17 @@ class Settings(BaseSettings):
         "embedded broker auto-creates; more partitions let a broker spread a city's backlog.",
     )
     group_id: str = Field(
-        default="fueltrace-ingest",
+        default="fueltrace-ingest", min_length=1,
         description="Kafka consumer group of the ingest. The offsets that count are in the "
         "warehouse; the group's own offsets are committed after each load for lag tooling.",
     )
     session_timeout_ms: int = Field(
-        default=2000,
+        default=2000, gt=0,
         description="Consumer-group session timeout. The embedded Tansu holds a JoinGroup for "
         "half of it, so 2000 ms keeps start-up near 1 s; use 10000+ on real Kafka.",
     )
     heartbeat_interval_ms: int = Field(
-        default=500, description="Consumer heartbeat; a quarter of the session timeout."
+        default=500, gt=0, description="Consumer heartbeat; a quarter of the session timeout."
     )
     batch_max_records: int = Field(
         default=20000,
@@ -66,78 +79,79 @@ class Settings(BaseSettings):
         description="…or when this many milliseconds passed since it started (bounds latency).",
     )
     broker_timeout_s: float = Field(
-        default=15.0,
+        default=15.0, gt=0,
         description="How long a command waits for the broker before saying it is unavailable.",
     )
     max_future_s: int = Field(
-        default=300,
+        default=300, ge=0,
         description="A timestamp may be this far ahead of the ingest clock (device clock skew); "
         "later is rejected as timestamp_in_future. 5 minutes, the usual clock-skew allowance "
         "(Kerberos uses the same).",
     )
     max_flow_l_per_min: float = Field(
-        default=150.0,
+        default=150.0, gt=0,
         description="Highest physically possible nozzle flow. Car nozzles deliver ≤ 50 L/min "
         "(GB/T 9081), high-flow truck diesel nozzles up to ~130 L/min; 150 leaves margin.",
     )
     totalizer_tolerance_l: float = Field(
-        default=0.02,
+        default=0.02, ge=0,
         description="Allowed |(totalizer_end − totalizer_start) − volume_l|: dispensers display "
         "0.01 L, so two rounded readings differ by at most 0.02 L.",
     )
     amount_tolerance_fen: int = Field(
-        default=1,
+        default=1, ge=0,
         description="Allowed |amount_fen − unit_price_fen × volume_l| beyond rounding: one fen, "
         "the display unit of the amount.",
     )
     transit_loss_tolerance_pct: float = Field(
-        default=0.5,
+        default=0.5, ge=0,
         description="Dispatch vs delivery: allowed loss of volume at 20 °C, % of the dispatched "
         "volume. GB 11085-1989 allows ≤ 0.24 % road-transport loss for gasoline (less for "
         "diesel); the rest covers two meters of class 0.3 (JJG 443) at either end.",
     )
     transit_gain_tolerance_pct: float = Field(
-        default=0.3,
+        default=0.3, ge=0,
         description="Dispatch vs delivery: allowed *gain* at 20 °C, % of the dispatched volume "
         "(a delivery larger than its load): meter error only (class 0.3).",
     )
     density_tolerance_kg_m3: float = Field(
-        default=2.0,
+        default=2.0, ge=0,
         description="Dispatch vs delivery: allowed difference of density at 20 °C. GB/T 1884 "
         "(hydrometer) reproducibility is 1.2 kg/m³ for light products; a wider gap is a classic "
         "sign of adulteration (solvent or lighter stock blended in).",
     )
     gauge_rise_tolerance_pct: float = Field(
-        default=1.0,
+        default=1.0, ge=0,
         description="Declared delivery vs the rise the tank gauge saw (plus sales during "
         "unloading), % of the declared volume at 20 °C: ATG accuracy (±0.5 %, OIML R 85 "
         "class) at both ends of the unloading window.",
     )
     gauge_rise_min_l: float = Field(
-        default=50.0,
+        default=50.0, ge=0,
         description="…and never less than this many litres (gauge resolution on a small drop).",
     )
     delivery_overdue_h: float = Field(
-        default=24.0,
+        default=24.0, gt=0,
         description="A dispatch no station reported receiving this many hours after it left "
         "is an open end (a candidate diversion). Liaoning's road trips are under 12 h.",
     )
     gauge_window_min: float = Field(
-        default=120.0,
+        default=120.0, gt=0,
         description="How far before an unloading starts / after it ends to look for the tank "
         "readings that bracket it (ATGs report every 1–5 min; 2 h tolerates outages).",
     )
     analysis_interval_s: float = Field(
-        default=30.0,
+        default=30.0, ge=0,
         description="A running `fueltrace ingest` brings the analyses (lineage, delivery "
         "checks) up to date after a batch at most this often; `--until-idle` once at the end.",
     )
     metrics_port: int = Field(
-        default=9308, description="Port of /metrics while `fueltrace ingest` runs (0 = off)."
+        default=9308, ge=0, le=65535,
+        description="Port of /metrics while `fueltrace ingest` runs (0 = off).",
     )
     # --- the HTTP service (`fueltrace serve`): API, station gateway ---
     http_host: str = Field(
-        default="127.0.0.1",
+        default="127.0.0.1", min_length=1,
         description="Address `fueltrace serve` listens on. Loopback by default: expose it "
         "deliberately (0.0.0.0 behind a TLS-terminating proxy), never by accident.",
     )
@@ -267,8 +281,9 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         lt=50,
-        description="SIR false-alarm rate per test, %: sets the confidence of the bounds "
-        "(99 %: z = 2.33). 1 %, the certified commercial figure (the EPA allows 5 %).",
+        description="SIR false-alarm rate per test, %: half goes to the whole-window test "
+        "(1 %: z = 2.58), half to the onset tests, shared by their 24 candidates (z = 3.53). "
+        "1 %, the certified commercial figure (the EPA allows 5 %).",
     )
     slow_leak_critical_l_h: float = Field(
         default=0.76,
@@ -303,7 +318,8 @@ class Settings(BaseSettings):
         gt=0,
         lt=50,
         description="Persistent gain: false-alarm rate per test for a meter exactly at the "
-        "legal limit, %: sets the one-sided confidence of the lower bound (99 %: z = 2.33).",
+        "legal limit, %: split as for the slow leak between the whole-window test (1 %: "
+        "z = 2.58) and the onset tests (z = 3.53).",
     )
     persistent_gain_critical_pct: float = Field(
         default=0.6,
@@ -332,7 +348,7 @@ class Settings(BaseSettings):
         "interval of the SPEC an hour is 12–60 readings. Rising readings less than this apart "
         "are one rise.",
     )
-    depot_licence_kinds: tuple[str, ...] = Field(
+    depot_licence_kinds: tuple[LicenceKind, ...] = Field(
         default=("hazardous_chemicals", "business_licence", "environmental_approval"),
         description="unlicensed_depot_dispatch: the licences a depot needs, valid on the "
         "dispatch's Beijing date (JSON list). 危险化学品经营许可证 (Regulations on the Safe "
@@ -343,7 +359,7 @@ class Settings(BaseSettings):
     )
     # --- end supply chain ---
     # --- anomaly rules: station conduct (totalizer, licences, vapour, silence) ---
-    licence_required_kinds: tuple[str, ...] = Field(
+    licence_required_kinds: tuple[LicenceKind, ...] = Field(
         default=("retail_approval", "hazardous_chemicals", "business_licence",
                  "environmental_approval"),
         description="unlicensed_sales: the licences a station needs in force whenever it "
@@ -430,10 +446,36 @@ class Settings(BaseSettings):
     )
     # --- end station conduct ---
     debug_pause_before_commit_ms: int = Field(
-        default=0,
+        default=0, ge=0,
         description="Testing only: sleep inside the open warehouse transaction of each batch, "
         "so a crash test can kill the process mid-batch.",
     )
+    debug_failpoint: str = Field(
+        default="", pattern=failpoints.PATTERN,
+        json_schema_extra={"accepts": "POINT:N (N ≥ 1, POINT one of "
+                           + ", ".join(failpoints.POINTS) + "), or empty: off"},
+        description="Fault-injection tests only: 'POINT:N' kills this process with SIGKILL the "
+        "Nth time it reaches POINT; points: decode, load, after_commit, analysis "
+        "(fueltrace/failpoints.py). Empty: off.",
+    )
+
+    @field_validator("db", "state_dir", mode="before")
+    @classmethod
+    def _a_path(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("an empty path; unset it for the default")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Pairs that only make sense one way round (each names both variables)."""
+        pairs = (("heartbeat_interval_ms", "session_timeout_ms"), ("vapor_al_min", "vapor_al_max"),
+                 ("vapor_pressure_min_pa", "vapor_pressure_max_pa"))  # fmt: skip
+        for low, high in pairs:
+            if getattr(self, low) >= getattr(self, high):
+                raise ValueError(f"FUELTRACE_{low.upper()} ({getattr(self, low)}) must be below "
+                                 f"FUELTRACE_{high.upper()} ({getattr(self, high)})")
+        return self
 
     def topic(self, suffix: str) -> str:
         """The full topic name for a suffix such as ``sale`` or ``dead-letter``."""

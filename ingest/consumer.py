@@ -41,8 +41,8 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from fueltrace import metrics
-from fueltrace.errors import BrokerUnavailable, WarehouseBusy, WarehouseError
+from fueltrace import failpoints, metrics
+from fueltrace.errors import BrokerUnavailable, WarehouseBusy, WarehouseError, WarehouseFull
 from fueltrace.settings import Settings
 from ingest import dead_letters
 from ingest.kafka_client import consumer as make_consumer
@@ -55,6 +55,8 @@ from schemas import SchemaRegistry, default_registry
 from warehouse.load import DEAD_LETTER_SCHEMA, Batch, LoadResult, load_batch, stored_offsets
 
 log = logging.getLogger(__name__)
+RETRY_FIRST_S = 1.0  # a load the warehouse cannot take just now: first wait, doubled …
+RETRY_MAX_S = 30.0  # … up to this
 
 
 @dataclass
@@ -152,9 +154,9 @@ class Ingest:
                 self.producer.flush(timeout=self.settings.broker_timeout_s)
         pause_s = self.settings.debug_pause_before_commit_ms / 1000
         try:
-            result = load_batch(self.con, self.settings.db, loaded,
-                                pause_before_commit_s=pause_s)  # fmt: skip
-        except (WarehouseBusy, WarehouseError):
+            result = load_batch(self.con, self.settings.db, loaded, pause_before_commit_s=pause_s,
+                                failpoint=self.settings.debug_failpoint)  # fmt: skip
+        except (WarehouseBusy, WarehouseError, WarehouseFull):
             metrics.HEALTHY.labels("warehouse").set(0)
             raise
         metrics.HEALTHY.labels("warehouse").set(1)
@@ -164,6 +166,7 @@ class Ingest:
         """Validate here (cheap, vectorised), load in the background."""
         self.finish_load()
         frames = batch.close(self.settings, self.clock())
+        failpoints.hit("decode", self.settings.debug_failpoint)
         letters = pl.DataFrame([x.row() for x in batch.letters], schema=DEAD_LETTER_SCHEMA)
         topic_ids = {t: topic_id(self.kafka, t) for t, _ in batch.offsets}
         loaded = Batch(frames, letters, dict(batch.offsets), topic_ids, batch.message_count,
@@ -181,6 +184,7 @@ class Ingest:
         if in_flight is None:
             return
         result = in_flight.future.result()  # re-raises a load failure here
+        failpoints.hit("after_commit", self.settings.debug_failpoint)
         self.summary.add(in_flight.loaded, result)
         self._observe(in_flight.batch, result, lag=commit)
         if commit:
@@ -230,6 +234,13 @@ class Ingest:
         says; with scale-out, pause them until the polling thread has also read the
         group's committed offsets (``_position_from_group``)."""
         self.finish_load(commit=False)  # the warehouse offsets must include the load
+        self._position(assigned)
+        metrics.PARTITIONS_ASSIGNED.set(len(assigned))
+        metrics.REBALANCES.inc()
+        log.info("partitions assigned count=%d", len(assigned))
+
+    def _position(self, assigned: set[TopicPartition]) -> None:
+        """Seek each of ``assigned`` to the warehouse's next offset (see ``take_over``)."""
         stored = stored_offsets(self.con)
         for tp in assigned:
             own = self._own_offset(stored, tp)
@@ -241,9 +252,6 @@ class Ingest:
                 self.kafka.seek(tp, own)
         if self.settings.scale_out and assigned:
             self.kafka.pause(*assigned)
-        metrics.PARTITIONS_ASSIGNED.set(len(assigned))
-        metrics.REBALANCES.inc()
-        log.info("partitions assigned count=%d", len(assigned))
 
     def _position_from_group(self) -> None:
         """Scale-out: start each newly assigned partition at the later of this shard's
@@ -406,7 +414,39 @@ class Ingest:
         self, *, until_idle: bool = False, should_stop: Callable[[], bool] = lambda: False,
         on_batch: Callable[[IngestSummary], None] | None = None,
     ) -> IngestSummary:  # fmt: skip
-        """Consume and load until stopped (or, with ``until_idle``, until caught up)."""
+        """Consume and load until stopped (or, with ``until_idle``, until caught up).
+
+        A load the warehouse cannot take just now (disk full, a write conflict) was rolled
+        back whole. ``until_idle`` ends with that error; otherwise the load is retried with
+        back-off. Every (re)start puts the partitions held back to the offsets the
+        warehouse holds: after a failure the consumer has read past records it did not
+        load (a caller retrying after a broker error relies on that too)."""
+        backoff = RETRY_FIRST_S
+        while True:
+            if held := self.kafka.assignment():
+                self._position(set(held))
+            batches = self.summary.batches
+            try:
+                return self._run(until_idle=until_idle, should_stop=should_stop,
+                                 on_batch=on_batch)  # fmt: skip
+            except (WarehouseBusy, WarehouseFull) as exc:
+                if until_idle:
+                    raise
+                if self.summary.batches > batches:
+                    backoff = RETRY_FIRST_S
+                log.warning("warehouse load failed error=\"%s\" retry_in_s=%g (rolled back; "
+                            "re-read from the warehouse's offsets)", exc, backoff)  # fmt: skip
+                waited_until = time.monotonic() + backoff
+                while time.monotonic() < waited_until:
+                    if should_stop():
+                        return self.summary
+                    time.sleep(0.1)
+                backoff = min(backoff * 2, RETRY_MAX_S)
+
+    def _run(
+        self, *, until_idle: bool, should_stop: Callable[[], bool],
+        on_batch: Callable[[IngestSummary], None] | None,
+    ) -> IngestSummary:  # fmt: skip
         settings = self.settings
         self._on_batch = on_batch
         batch = MicroBatch(self.topics, self.registry)

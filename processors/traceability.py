@@ -35,7 +35,7 @@ from processors.lineage import (
     untraced_batch,
 )
 from processors.matching import check_deliveries
-from warehouse.connection import scalar
+from warehouse.connection import rollback, scalar
 
 log = logging.getLogger(__name__)
 JOB = "traceability"
@@ -304,7 +304,7 @@ def run(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime) -> Tr
                     {"job": JOB, "load": latest})  # fmt: skip
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # not con.execute: a failed COMMIT has rolled back already
         raise
     log.info("traceability updated tanks=%d segments=%d sales=%d deliveries=%d",
              result.tanks, result.segments, result.sales, result.deliveries)  # fmt: skip

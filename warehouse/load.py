@@ -2,7 +2,9 @@
 
 That single transaction is the exactly-once guarantee: a crash before COMMIT
 leaves neither rows nor offsets, so the consumer resumes where the warehouse says
-and re-reads the same messages; a crash after it re-reads nothing.
+and re-reads the same messages; a crash after it re-reads nothing. A COMMIT that
+fails for lack of disk space is the same as a crash before it (``WarehouseFull``, a
+transient error: the consumer re-reads and retries once there is space).
 
 Per record type: the first occurrence of a natural key is inserted; a later one
 with the same content is counted in ``ingest_duplicate``; with different content it
@@ -20,9 +22,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from fueltrace import failpoints
 from ingest.frames import SOURCE_COLUMNS, frame_schema
 from ingest.records import SPECS
-from warehouse.connection import scalar, transaction
+from warehouse.connection import checkpoint, scalar, transaction
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +176,11 @@ def load_batch(
     batch: Batch,
     *,
     pause_before_commit_s: float = 0.0,
+    failpoint: str = "",
 ) -> LoadResult:
-    """Store a micro-batch and its offsets atomically; return what happened."""
+    """Store a micro-batch and its offsets atomically; return what happened.
+    ``pause_before_commit_s`` and ``failpoint`` (``settings.debug_failpoint``) are
+    crash-test hooks inside the transaction."""
     with transaction(con, path):
         result = LoadResult(load_id=scalar(con, "SELECT nextval('load_seq')"))
         for record_type, frame in batch.frames.items():
@@ -209,6 +215,8 @@ def load_batch(
         if pause_before_commit_s:
             log.warning("pausing before commit load_id=%d (test hook)", result.load_id)
             time.sleep(pause_before_commit_s)
+        failpoints.hit("load", failpoint)
+    checkpoint(con, path)  # committed: a failure here is the checkpoint's, not the load's
     return result
 
 

@@ -70,6 +70,10 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
 class InvalidRequest(ApiError):
     status, code = 422, "invalid_request"
 
@@ -112,10 +116,42 @@ def _request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", "-"))
 
 
-def render(request: Request, error: ApiError) -> JSONResponse:
+def response(error: ApiError, request_id: str) -> JSONResponse:
+    """The one shape, for a request id (also where no Request exists: middleware)."""
     body = {"error": {"status": error.status, "code": error.code, "message": error.message,
-                      "request_id": _request_id(request), "details": error.details}}
+                      "request_id": request_id, "details": error.details}}
     return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def render(request: Request, error: ApiError) -> JSONResponse:
+    return response(error, _request_id(request))
+
+
+#: FastAPI's answer to a body it could not decode (not UTF-8, nested too deeply).
+_UNPARSED_BODY = "There was an error parsing the body"
+_NOT_JSON = "the body is not JSON (UTF-8, at most a few levels deep)"
+
+
+def _invalid(exc: RequestValidationError) -> ApiError:
+    """Pydantic's errors as one detail per parameter or body field: a query, path or
+    header parameter is named ``query.since`` (not ``query.since.datetime``, the member of
+    its union pydantic tried), a body field by its path in the body."""
+    details: dict[str, dict[str, Any]] = {}
+    for item in exc.errors():
+        loc = tuple(str(x) for x in item.get("loc", ()))
+        if item.get("type") == "json_invalid":
+            why = (item.get("ctx") or {}).get("error") or item.get("msg")
+            return InvalidRequest(f"{_NOT_JSON}: {why} at character "
+                                  f"{loc[-1] if len(loc) > 1 else 0}", code="malformed_json",
+                                  details=[{"message": "not JSON", "where": "body"}])  # fmt: skip
+        if loc and loc[0] in ("query", "path", "header", "cookie"):
+            loc = loc[:2]
+        where = ".".join(x for x in loc if x != "body") or "body"
+        if where in details:  # another member of the same union: one message is enough
+            continue
+        details[where] = {"message": f"{where}: {item.get('msg')}", "where": where}
+    summary = "; ".join(d["message"] for d in list(details.values())[:3])
+    return InvalidRequest(f"invalid request: {summary}", details=list(details.values()))
 
 
 def as_api_error(exc: Exception) -> ApiError:
@@ -134,12 +170,12 @@ def as_api_error(exc: Exception) -> ApiError:
         return Unavailable(f"the {what} is unavailable just now; retry shortly",
                            headers={"Retry-After": "5"})  # fmt: skip
     if isinstance(exc, RequestValidationError):
-        details = []
-        for item in exc.errors():
-            where = ".".join(str(x) for x in item.get("loc", ()) if x != "body") or "body"
-            details.append({"message": f"{where}: {item.get('msg')}", "where": where})
-        summary = "; ".join(d["message"] for d in details[:3])
-        return InvalidRequest(f"invalid request: {summary}", details=details)
+        return _invalid(exc)
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 400 \
+            and exc.detail == _UNPARSED_BODY:  # fmt: skip
+        return InvalidRequest(f"{_NOT_JSON}; send it with Content-Type: application/json",
+                              code="malformed_json",
+                              details=[{"message": "not JSON", "where": "body"}])  # fmt: skip
     if isinstance(exc, StarletteHTTPException):
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request",
                  413: "payload_too_large"}
@@ -170,10 +206,8 @@ def unexpected(request_id: str, method: str, path: str, exc: Exception) -> JSONR
     here, answered without it."""
     log.error("request failed request_id=%s method=%s path=%s error=%s: %s", request_id,
               method, path, type(exc).__name__, exc, exc_info=exc)  # fmt: skip
-    error = ApiError("internal error; quote the request_id to an operator")
-    body = {"error": {"status": 500, "code": error.code, "message": error.message,
-                      "request_id": request_id, "details": []}}
-    return JSONResponse(body, status_code=500)
+    return response(ApiError("internal error; quote the request_id to an operator"),
+                    request_id)  # fmt: skip
 
 
 #: The error answers every authenticated route may give, for the OpenAPI document.

@@ -16,7 +16,6 @@ with another body is 422 ``idempotency_key_reused``; while the first is in fligh
 """
 
 
-import json
 import logging
 import threading
 from typing import Annotated, Any
@@ -44,7 +43,7 @@ from fueltrace.errors import RecordRejected
 from fueltrace.settings import Settings
 from ingest.codec import encode_container, encode_single
 from ingest.frames import to_frame
-from ingest.jsonl import convert_record
+from ingest.jsonl import convert_record, parse_json
 from ingest.kafka_client import kafka_errors
 from ingest.records import SPECS
 from ingest.topics import record_topic
@@ -85,34 +84,48 @@ class Gateway:
             self._in_flight.discard((sender, key))
 
 
+def _malformed(message: str) -> InvalidRequest:
+    return InvalidRequest(message, code="malformed_json",
+                          details=[{"message": message, "where": "body"}])  # fmt: skip
+
+
 def _parse(body: bytes, batch: bool, max_records: int) -> list[Any]:
+    """The records of an upload: UTF-8 JSON (a UTF-8 byte-order mark is skipped; UTF-16
+    and the other encodings ``json.loads`` would guess are refused, as RFC 8259 asks)."""
     try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the body is not JSON: {exc}", code="malformed_json") from None
+        text = body.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _malformed(f"the body is not UTF-8: byte 0x{body[exc.start]:02x} at offset "
+                         f"{exc.start}; send JSON encoded as UTF-8") from None  # fmt: skip
+    try:
+        value = parse_json(text)
+    except RecordRejected as exc:
+        raise _malformed(f"the body is {exc.detail}") from None
     if not batch:
         if not isinstance(value, dict):
-            raise InvalidRequest("the body must be one record, a JSON object (many records go "
-                                 "to …/batch)", code="malformed_json")  # fmt: skip
+            raise _malformed("the body must be one record, a JSON object (many records go "
+                             "to …/batch)")  # fmt: skip
         return [value]
     records = value.get("records") if isinstance(value, dict) else None
     if not isinstance(records, list) or not records:
-        raise InvalidRequest('the body must be {"records": [record, …]} with at least one',
-                             code="malformed_json")  # fmt: skip
+        raise _malformed('the body must be {"records": [record, …]} with at least one')
     if len(records) > max_records:
-        raise InvalidRequest(f"{len(records)} records in one batch; at most {max_records}",
-                             code="too_many_records")  # fmt: skip
+        message = f"{len(records)} records in one batch; at most {max_records}"
+        raise InvalidRequest(message, code="too_many_records",
+                             details=[{"message": message, "where": "body.records"}])
     return records
 
 
 def _check_sender(request: Request, who: Principal, record_type: str,
                   records: list[Any]) -> None:  # fmt: skip
-    """403 unless every record is the caller's own (a station's, a depot's)."""
+    """403 unless every record is the caller's own (a station's, a depot's). A record
+    whose field is missing, null or not a string names no one: the schema refuses it."""
     field = SENDERS[record_type].get(who.role)
     if field is None:
         return
     foreign = [i for i, r in enumerate(records)
-               if isinstance(r, dict) and field in r and r[field] != who.scope]  # fmt: skip
+               if isinstance(r, dict) and isinstance(r.get(field), str)
+               and r[field] != who.scope]  # fmt: skip
     if foreign:
         refuse(request, 403, "other_sender", who, record_type=record_type,
                records=len(foreign))  # fmt: skip
@@ -252,6 +265,7 @@ def router(settings: Settings) -> APIRouter:
         **COMMON_RESPONSES,
         409: {"model": ErrorBody, "description": "The same Idempotency-Key is in flight."},
         413: {"model": ErrorBody, "description": "The body is too large."},
+        415: {"model": ErrorBody, "description": "The body is not sent as application/json."},
         429: {"model": ErrorBody, "description": "Too many requests; see Retry-After."},
     })  # fmt: skip
     IdempotencyKey = Annotated[str | None, Header(

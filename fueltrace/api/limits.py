@@ -1,4 +1,5 @@
-"""Limits of the service: the size of a request body, the rate of a sender's uploads."""
+"""Limits of the service: the size and media type of a request body, the rate of a
+sender's uploads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fueltrace.api.errors import RateLimited
+from fueltrace.api.errors import RateLimited, UnsupportedMediaType, response
 
 
 class TokenBuckets:
@@ -51,12 +52,33 @@ class TokenBuckets:
                 del self._buckets[key]
 
 
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def media_type_problem(content_type: str) -> str | None:
+    """Why a request body of ``content_type`` is not JSON the API reads, if it is not:
+    ``application/json`` (or ``application/…+json``), in UTF-8."""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (media.startswith("application/")
+                                            and media.endswith("+json")):  # fmt: skip
+        return f"Content-Type {content_type!r} is not accepted: the API reads JSON bodies"
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            return f"Content-Type {content_type!r}: JSON bodies are UTF-8, not {charset}"
+    return None
+
+
 class BodyLimit:
     """ASGI middleware: a request body larger than ``max_bytes`` is refused with 413, by
-    its Content-Length before a byte of it is read, or as it arrives without one.
+    its Content-Length before a byte of it is read, or as it arrives without one; a body
+    sent to the API with a Content-Type other than JSON is refused with 415 before it is
+    read (no Content-Type: taken as JSON).
 
-    Raised as Starlette's HTTPException, which FastAPI's body parsing lets through to the
-    one error handler (any other exception there would become a 400)."""
+    413 is raised as Starlette's HTTPException, which FastAPI's body parsing lets through
+    to the one error handler (any other exception there would become a 400)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -71,10 +93,23 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = 0
+        content_type: str | None = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else 0
-                break
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+        if (content_type is not None and scope.get("method") in _BODY_METHODS
+                and str(scope.get("path", "")).startswith("/api/")):  # fmt: skip
+            problem = media_type_problem(content_type)
+            if problem is not None:
+                error = UnsupportedMediaType(
+                    f"{problem}; send Content-Type: application/json",
+                    details=[{"message": problem, "where": "header.Content-Type",
+                              "accepted": ["application/json"]}])  # fmt: skip
+                request_id = str(scope.get("state", {}).get("request_id", "-"))
+                await response(error, request_id)(scope, receive, send)
+                return
         seen = 0
 
         async def limited() -> Message:

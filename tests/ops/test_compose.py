@@ -123,9 +123,9 @@ def test_fueltrace_settings_exist(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         unknown = [k for k in environment(service) if k.startswith("FUELTRACE_") and k not in known]
         assert unknown == [], name
-        for key, value in environment(service).items():
-            if key.startswith("FUELTRACE_"):
-                Settings(**{key.removeprefix("FUELTRACE_").lower(): value})  # validates
+        given = {k.removeprefix("FUELTRACE_").lower(): v
+                 for k, v in environment(service).items() if k.startswith("FUELTRACE_")}
+        Settings(**given)  # validates, together: some settings are checked against others
 
 
 def test_mounted_files_exist_and_volumes_are_declared(compose: dict[str, Any]) -> None:

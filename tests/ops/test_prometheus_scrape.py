@@ -56,6 +56,15 @@ def query(port: int, promql: str) -> list[dict[str, Any]]:
     return result
 
 
+def _own_metrics(port: int) -> str:
+    """fueltrace's own /metrics, for a failure's report ("" if it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+    except OSError as exc:
+        return f"(no answer: {exc})"
+
+
 def value(port: int, promql: str) -> float | None:
     result = query(port, promql)
     return float(result[0]["value"][1]) if result else None
@@ -85,7 +94,8 @@ def serving(settings: Settings, tmp_path: Path) -> Iterator[tuple[int, int]]:
     app_port, prom_port = free_port(), free_port()
     serve_settings = settings.model_copy(update={"http_port": app_port, "analysis_interval_s": 1.0})
     app = started([sys.executable, "-m", "fueltrace", "serve", "--host", "127.0.0.1"],
-                  tmp_path / "serve.log", env_for(serve_settings))  # fmt: skip
+                  tmp_path / "serve.log", env_for(serve_settings, FUELTRACE_LOG_LEVEL="INFO")
+                  )  # fmt: skip
     config = tmp_path / "prometheus.yml"
     config.write_text(json.dumps({  # JSON is YAML
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -126,6 +136,11 @@ def test_prometheus_scrapes_fueltrace_serve(serving: tuple[int, int], settings: 
         time.sleep(0.5)
     logs = "".join(f"\n--- {p.name}\n" + p.read_text()[-3000:]
                    for p in (tmp_path / "serve.log", tmp_path / "prometheus.log"))
+    if pending:
+        logs += "\n--- /metrics (fueltrace_*)\n" + "\n".join(
+            line for line in _own_metrics(serving[0]).splitlines()
+            if line.startswith(("fueltrace_up", "fueltrace_partitions", "fueltrace_records",
+                                "fueltrace_consumer_lag", "fueltrace_rebalances")))
     assert pending == {}, f"not seen within {DEADLINE_S} s: {sorted(pending)}{logs}"
 
     topics = {r["metric"]["topic"] for r in query(prom, "fueltrace_records_loaded_total > 0")}
