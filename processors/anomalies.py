@@ -34,7 +34,7 @@ import polars as pl
 from fueltrace.settings import Settings
 from processors.rules import RULES
 from processors.rules.base import EPOCH, UTC_US, Reader, Rule, Scope, local_day_start
-from warehouse.connection import scalar
+from warehouse.connection import rollback, scalar
 
 log = logging.getLogger(__name__)
 JOB = "anomalies"
@@ -72,7 +72,8 @@ def anomaly_id(rule: str, station_id: str, subject: str | None, window_start: da
 
 
 def dirty_stations(con: duckdb.DuckDBPyConnection, since_load: int) -> pl.DataFrame:
-    """(station_id, since) for every station the loads after ``since_load`` touched."""
+    """(station_id, since) for every station (or depot) the loads after ``since_load``
+    touched."""
     parts = [
         f'SELECT station_id, min("{column}") AS t FROM {table} WHERE load_id > $w GROUP BY 1'
         for table, column in _TOUCHES
@@ -82,6 +83,10 @@ def dirty_stations(con: duckdb.DuckDBPyConnection, since_load: int) -> pl.DataFr
     parts.append("""SELECT d.station_id, min(d.started_at) FROM delivery d
                     JOIN dispatch p ON p.dispatch_id = d.dispatch_id
                     WHERE p.load_id > $w GROUP BY 1""")  # fmt: skip
+    # A depot's own dispatches touch the depot (findings about the depot, such as a
+    # dispatch without a valid licence, are kept under its id).
+    parts.append("SELECT depot_id, min(dispatched_at) FROM dispatch WHERE load_id > $w "
+                 "GROUP BY 1")  # fmt: skip
     # A facility change (licences, tanks, nozzles) re-checks that station's history; a
     # depot's, the history of every station it dispatched to.
     parts.append("SELECT facility_id, $epoch FROM facility_version WHERE load_id > $w")
@@ -238,7 +243,8 @@ def run(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime,
         result.run_id = scalar(con, "SELECT nextval('analysis_run_seq')")
         dirty = dirty_stations(con, watermark)
         clock_scope = _all_stations(con, last_clock or EPOCH)
-        cities = con.sql("SELECT station_id, city FROM station").pl()
+        cities = con.sql("SELECT station_id, city FROM station UNION ALL "
+                         "SELECT depot_id, city FROM depot").pl()  # fmt: skip
         result.stations = dirty.height
         for rule in rules:
             scope = _union(dirty, clock_scope) if rule.clock_driven else dirty
@@ -259,7 +265,7 @@ def run(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime,
         })  # fmt: skip
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # not con.execute: a failed COMMIT has rolled back already
         raise
     log.info("anomalies updated run=%d stations=%d raised=%d updated=%d resolved=%d "
              "duration_s=%.2f", result.run_id, result.stations, result.raised,

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from processors.least_squares import centred, segment_sums, solve, window_sums
 from processors.timestamps import UTC_US, utc
 
 TANK = ["station_id", "tank_id"]
@@ -414,80 +415,19 @@ def window_fits(design_rows: pl.DataFrame, keys: list[str], xs: list[str], y: st
 
     Returns keys, end_day, ``b_<x>`` (coefficients), ``se_<x>`` (standard errors from the
     residual variance), ``n`` (hours), ``segments``, ``days`` (days with a usable hour),
-    ``readings`` and ``dof`` (n − len(xs) − segments). Vectorised: sufficient statistics
-    per key, segment and day, summed over the days of each window.
+    ``readings``, ``dof`` (n − len(xs) − segments) and ``rss`` (residual sum of squares).
+    Vectorised: sufficient statistics per key, segment and day, summed over the days of
+    each window.
     """
     names = [*xs, y]
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i:]]
-    seg = [*keys, "segment"]
-    bounds = ends.group_by(keys).agg(_lo=pl.col("end_day").min() - window_days + 1,
-                                     _hi=pl.col("end_day").max())  # fmt: skip
-    rows = design_rows.join(bounds, on=keys).filter(pl.col("day").is_between("_lo", "_hi"))
-    # Shift every variable by its segment's least value: small numbers, exact centring.
-    rows = rows.with_columns((pl.col(v) - pl.col(v).min().over(seg)).alias(v) for v in names)
-    daily = rows.group_by(*seg, "day").agg(
-        pl.len().alias("n"), pl.col("readings").sum(),
-        *[pl.col(v).sum().alias(f"s_{v}") for v in names],
-        *[(pl.col(a) * pl.col(b)).sum().alias(f"p_{a}_{b}") for a, b in pairs],
+    spread = window_sums(design_rows, keys, names, ends, window_days)
+    per_segment = segment_sums(spread, keys)
+    fits = centred(per_segment, keys, names, ["end_day"]).join(
+        spread.group_by(*keys, "end_day").agg(days=pl.col("day").n_unique()),
+        on=[*keys, "end_day"],
     )  # fmt: skip
-    spread = daily.join(ends, on=keys).filter(
-        (pl.col("day") > pl.col("end_day") - window_days) & (pl.col("day") <= pl.col("end_day"))
-    )
-    sums = [c for c in daily.columns if c not in (*seg, "day")]
-    per_segment = spread.group_by(*seg, "end_day").agg(pl.col(c).sum() for c in sums)
-    days = spread.group_by(*keys, "end_day").agg(days=pl.col("day").n_unique())
-    centred = per_segment.select(
-        *keys, "end_day", "n", "readings",
-        *[(pl.col(f"p_{a}_{b}") - pl.col(f"s_{a}") * pl.col(f"s_{b}") / pl.col("n"))
-          .alias(f"c_{a}_{b}") for a, b in pairs],
-    )  # fmt: skip
-    fits = centred.group_by(*keys, "end_day").agg(
-        pl.col("n").sum(), pl.col("readings").sum(), pl.len().alias("segments"),
-        *[pl.col(f"c_{a}_{b}").sum() for a, b in pairs],
-    ).join(days, on=[*keys, "end_day"])  # fmt: skip
-    return _solve(fits, xs, y).select(
+    return solve(fits, xs, y).select(
         *keys, "end_day", *[f"b_{x}" for x in xs], *[f"se_{x}" for x in xs],
-        "n", "segments", "days", "readings", "dof",
+        "n", "segments", "days", "readings", "dof", "rss",
     )  # fmt: skip
 
-
-def _c(a: str, b: str, names: list[str]) -> str:
-    return f"c_{a}_{b}" if names.index(a) <= names.index(b) else f"c_{b}_{a}"
-
-
-def _solve(fits: pl.DataFrame, xs: list[str], y: str) -> pl.DataFrame:
-    """Normal equations by Gauss–Jordan, one column per matrix cell, every row at once."""
-    names, p = [*xs, y], len(xs)
-    # A regressor without variation inside any segment (a tank with one dispenser has no
-    # "other dispensers") gets a unit diagonal: its coefficient is 0 and it changes nothing.
-    cells = {f"m{i}_{j}": pl.col(_c(xs[i], xs[j], names)) for i in range(p) for j in range(p)}
-    for i in range(p):
-        cells[f"m{i}_{i}"] = pl.when(cells[f"m{i}_{i}"] > 1e-9).then(cells[f"m{i}_{i}"]).otherwise(
-            1.0
-        )
-        for j in range(p):
-            cells[f"m{i}_{p + j}"] = pl.lit(1.0 if i == j else 0.0)
-        cells[f"m{i}_{2 * p}"] = pl.col(_c(xs[i], y, names))
-    frame = fits.with_columns(**cells)
-    width = 2 * p + 1
-    for i in range(p):
-        frame = frame.with_columns(pl.col(f"m{i}_{j}") / pl.col(f"m{i}_{i}") for j in range(width))
-        frame = frame.with_columns(
-            pl.col(f"m{k}_{j}") - pl.col(f"m{k}_{i}") * pl.col(f"m{i}_{j}")
-            for k in range(p) if k != i for j in range(width)
-        )  # fmt: skip
-    explained = pl.sum_horizontal(pl.col(f"m{i}_{2 * p}") * pl.col(_c(xs[i], y, names))
-                                  for i in range(p))  # fmt: skip
-    frame = frame.with_columns(
-        dof=pl.col("n") - p - pl.col("segments"),
-        **{f"b_{x}": pl.col(f"m{i}_{2 * p}") for i, x in enumerate(xs)},
-    ).with_columns(
-        _s2=((pl.col(_c(y, y, names)) - explained).clip(0.0, None) / pl.col("dof"))
-    )  # fmt: skip
-    return frame.with_columns(
-        (pl.col("_s2") * pl.col(f"m{i}_{p + i}")).sqrt().alias(f"se_{x}")
-        for i, x in enumerate(xs)
-    ).with_columns(
-        pl.when(pl.col("dof") > 0).then(pl.col(c)).alias(c)
-        for c in [f"se_{x}" for x in xs]
-    )  # fmt: skip

@@ -33,12 +33,18 @@ import polars as pl
 
 from fueltrace.settings import Settings
 from processors import wetstock
+from processors.onset import likeliest, onset_days, onset_fits
 from processors.rules.base import Frames, Reader, Rule, Scope, findings, no_findings
 
 #: The SIR window: 30 days, the EPA's monthly monitoring period (40 CFR 280.41).
 WINDOW_DAYS = 30
 #: Fewer residual degrees of freedom than this and the variance estimate is meaningless.
 MIN_DOF = 48
+#: Candidate onsets: every day of the window but the first, the last with 6 days after it
+#: (24 candidates, tested together at half the false-alarm rate: :func:`split_alpha`).
+ONSETS = onset_days(WINDOW_DAYS, 1, 6)
+#: An onset test needs this many usable hours before the onset and as many after.
+ONSET_MIN_HOURS = 72
 METHOD = "sir_hourly_segment_regression"
 
 #: Per scoped tank and hour with readings since ``load_from``: the mean reading (litres at
@@ -130,7 +136,10 @@ def evaluate(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
                                wetstock.within(sales, days, WINDOW_DAYS), frames["deliveries"])
         fits = wetstock.window_fits(rows, wetstock.TANK, wetstock.XS, "y_20_l", days,
                                     WINDOW_DAYS)  # fmt: skip
-        return classify(fits, settings)
+        onsets = onset_fits(rows, wetstock.TANK, wetstock.XS, "y_20_l", days, WINDOW_DAYS,
+                            ["t_h"], ONSETS)  # fmt: skip
+        best = likeliest(onsets, fits, wetstock.TANK, pl.lit(1))
+        return with_onset(classify(fits, settings), classify_onsets(best, settings))
 
     first = run(recent)
     doubtful = first.filter(pl.col("result") != "pass").select(wetstock.TANK).unique()
@@ -139,9 +148,17 @@ def evaluate(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
     return pl.concat([first, run(earlier.join(doubtful, on=wetstock.TANK))])
 
 
+def split_alpha(false_alarm_pct: float) -> tuple[float, float]:
+    """The one-sided z of the whole-window test and of each onset test: each family gets
+    half the false-alarm rate, the onset half shared by its candidates (Bonferroni), so a
+    tank that does not leak fails either with probability ≤ ``false_alarm_pct``."""
+    half = false_alarm_pct / 2
+    return z_score(half), z_score(half / len(ONSETS))
+
+
 def classify(fits: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """SIR results from :func:`processors.wetstock.window_fits` rows."""
-    z = z_score(settings.slow_leak_false_alarm_pct)
+    z, _ = split_alpha(settings.slow_leak_false_alarm_pct)
     threshold = settings.slow_leak_threshold_l_h
     rate, se = pl.col("leak_rate_l_h"), pl.col("standard_error_l_h")
     finite = [pl.when(c.is_finite()).then(c) for c in (-pl.col("b_t_h"), pl.col("se_t_h"))]
@@ -164,6 +181,42 @@ def classify(fits: pl.DataFrame, settings: Settings) -> pl.DataFrame:
         .otherwise(pl.lit("inconclusive"))
     )  # fmt: skip
     return out.with_columns(result=result.fill_null("inconclusive"))
+
+
+def classify_onsets(fits: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Per tank and end day, the likeliest onset (:func:`processors.onset.likeliest` rows,
+    ramp ``t_h``): onset_day, onset_rate_l_h (the rate added from that day on),
+    onset_standard_error_l_h, onset_lower_l_h, and ``onset_fails``: the onset model is
+    selected, has enough hours on both sides of the onset, and that bound exceeds the
+    threshold."""
+    _, z = split_alpha(settings.slow_leak_false_alarm_pct)
+    rate = pl.when(pl.col("b_o_t_h").is_finite()).then(-pl.col("b_o_t_h"))
+    se = pl.when(pl.col("se_o_t_h").is_finite()).then(pl.col("se_o_t_h"))
+    valid = ((pl.col("days") >= settings.wetstock_min_days) & (pl.col("dof") >= MIN_DOF)
+             & (pl.col("n_after") >= ONSET_MIN_HOURS)
+             & (pl.col("n") - pl.col("n_after") >= ONSET_MIN_HOURS))  # fmt: skip
+    tests = fits.with_columns(onset_rate_l_h=rate, onset_standard_error_l_h=se).with_columns(
+        onset_lower_l_h=pl.col("onset_rate_l_h") - z * pl.col("onset_standard_error_l_h")
+    ).filter(valid & pl.col("onset_lower_l_h").is_not_null() & pl.col("onset_selected"))
+    return tests.select(
+        *wetstock.TANK, "end_day", "onset_day", "onset_rate_l_h", "onset_standard_error_l_h",
+        "onset_lower_l_h",
+        onset_fails=pl.col("onset_lower_l_h") > settings.slow_leak_threshold_l_h,
+    )  # fmt: skip
+
+
+def with_onset(tests: pl.DataFrame, onsets: pl.DataFrame) -> pl.DataFrame:
+    """The whole-window ``tests`` with the best onset test of the same tank and end day:
+    ``result`` is ``fail`` if either fails; ``failed_by`` says which is the evidence — the
+    onset test when it fails: it models the change the whole window cannot, and a leak
+    present all through the window adds nothing at any onset."""
+    out = tests.join(onsets, on=[*wetstock.TANK, "end_day"], how="left")
+    onset_fails = pl.col("onset_fails").fill_null(False)
+    return out.with_columns(
+        failed_by=pl.when(onset_fails).then(pl.lit("onset"))
+        .when(pl.col("result") == "fail").then(pl.lit("window")),
+        result=pl.when(onset_fails).then(pl.lit("fail")).otherwise(pl.col("result")),
+    ).drop("onset_fails")  # fmt: skip
 
 
 def monthly_episodes(tests: pl.DataFrame, keys: list[str], flagged: pl.Expr,
@@ -200,7 +253,13 @@ def detect(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
     unsure = unsure.join(failed.select(*keys, month.alias("_m")),
                          left_on=[*keys, month], right_on=[*keys, "_m"], how="anti")  # fmt: skip
     episodes = pl.concat([failed, unsure], how="vertical_relaxed")
-    critical = pl.col("lower_l_h") >= settings.slow_leak_critical_l_h
+    by_onset = pl.col("failed_by") == "onset"
+    lower = pl.when(by_onset).then(pl.col("onset_lower_l_h")).otherwise(pl.col("lower_l_h"))
+    critical = lower >= settings.slow_leak_critical_l_h
+    onset_hours = (pl.col("last_day") + 1 - pl.col("onset_day")) * 24
+    loss = pl.when(by_onset).then(pl.col("onset_rate_l_h") * onset_hours).otherwise(
+        pl.col("leak_rate_l_h") * WINDOW_DAYS * 24
+    )
     episodes = episodes.with_columns(
         subject=pl.col("tank_id"),
         severity=pl.when(pl.col("result") == "inconclusive").then(pl.lit("low"))
@@ -212,7 +271,9 @@ def detect(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
         pl.lit(100.0 - settings.slow_leak_false_alarm_pct).alias("confidence_pct"),
         pl.lit(settings.slow_leak_threshold_l_h).alias("threshold_l_h"),
         pl.lit(settings.slow_leak_detection_rate_l_h).alias("detection_rate_l_h"),
-        (pl.col("leak_rate_l_h") * WINDOW_DAYS * 24).alias("estimated_loss_20_l"),
+        pl.col("failed_by").alias("test"),
+        wetstock.day_date(pl.col("onset_day")).alias("onset_day"), "onset_rate_l_h",
+        "onset_standard_error_l_h", "onset_lower_l_h", loss.alias("estimated_loss_20_l"),
         pl.lit(WINDOW_DAYS).alias("window_days"), "days", pl.col("n").alias("hours"),
         "readings", "segments",
         wetstock.day_start(pl.col("last_day") - WINDOW_DAYS + 1).alias("test_start_at"),
@@ -233,6 +294,16 @@ def describe(e: dict[str, Any]) -> str:
             f"{_l_h(e['upper_l_h'])} L/h) over the {e['window_days']} days to {e['last_day']} "
             f"({e['days']} days, {e['hours']} hours of gauge data, {e['segments']} stretches "
             f"between deliveries)")  # fmt: skip
+    if e["result"] == "fail" and e.get("test") == "onset":
+        return (f"Tank {e['tank_id']}: statistical inventory reconciliation failed on "
+                f"{e['result_days']} day(s) from {e['first_day']} to {e['last_day']}: a leak "
+                f"starting about {e['onset_day']} at {_l_h(e['onset_rate_l_h'])} L/h ± "
+                f"{_l_h(e['onset_standard_error_l_h'])} (standard error; lower bound "
+                f"{_l_h(e['onset_lower_l_h'])} L/h, above the {e['threshold_l_h']:.2f} L/h "
+                f"threshold; the onset tests together at {e['confidence_pct']:.0f} % "
+                f"confidence) in the {e['window_days']} days to {e['last_day']}; about "
+                f"{e['estimated_loss_20_l']:.0f} L at 20 °C lost since. Have the tank and its "
+                f"lines tightness-tested.")  # fmt: skip
     if e["result"] == "fail":
         return (f"Tank {e['tank_id']}: statistical inventory reconciliation failed on "
                 f"{e['result_days']} day(s) from {e['first_day']} to {e['last_day']}: {test}, "

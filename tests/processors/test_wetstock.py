@@ -134,21 +134,26 @@ def test_a_day_without_a_reading_near_midnight_is_inconclusive() -> None:
 def tank_hours(days: int, *, leak_l_h: float = 0.0, gains_pct: dict[str, float] | None = None,
                noise_l: float = 0.0, seed: int = 1, start_hour: int = H0, tank: str = "T1",
                skip_days: tuple[int, ...] = (), volume_l: float = 30_000.0,
-               deliveries_at: tuple[int, ...] = ()) -> dict[str, pl.DataFrame]:  # fmt: skip
+               deliveries_at: tuple[int, ...] = (), leak_from_day: int = 0,
+               gains_from_day: int = 0) -> dict[str, pl.DataFrame]:  # fmt: skip
     """SIR frames as the wetstock rules load them, for one tank of station S1 over
     ``days`` × 24 hours from ``start_hour``: four readings an hour (mean instant at
     :22.5; the fuel cooling 0.1 °C a day and swinging ±1 °C), sales on two dispensers
     (D1 every hour, D2 in the daytime), each recording ``gains_pct`` % more than it
     dispensed, a steady leak, Gaussian gauge noise per hourly mean, and a 20 000 L
-    delivery in the hours ``deliveries_at`` (relative)."""
+    delivery in the hours ``deliveries_at`` (relative). The leak starts on day
+    ``leak_from_day`` and the gains on day ``gains_from_day`` (0: from the start)."""
     rng = random.Random(seed)
-    gains = {"D1": 0.0, "D2": 0.0, **(gains_pct or {})}
+    honest = {"D1": 0.0, "D2": 0.0}
+    tampered = {**honest, **(gains_pct or {})}
     hours, sold, out_deliveries = [], [], []
     recorded = {"D1": 0.0, "D2": 0.0}  # cumulative recorded sales before the hour
     stock = volume_l
     for i in range(days * 24):
         hour = start_hour + i
         local = (hour + 8) % 24
+        gains = tampered if i // 24 >= gains_from_day else honest
+        leak = leak_l_h if i // 24 >= leak_from_day else 0.0
         if i in deliveries_at:
             out_deliveries.append((hour + 0.2, hour + 0.7, 20_000.0))
             stock += 20_000.0
@@ -157,7 +162,7 @@ def tank_hours(days: int, *, leak_l_h: float = 0.0, gains_pct: dict[str, float] 
         at = 0.375  # mean reading position in the hour; sales spread evenly over it
         before = {d: recorded[d] + at * this[d] for d in this}
         dispensed = sum(at * this[d] / (1 + gains[d] / 100) for d in this)
-        measured = stock - leak_l_h * at - dispensed + rng.gauss(0.0, noise_l)
+        measured = stock - leak * at - dispensed + rng.gauss(0.0, noise_l)
         if i // 24 not in skip_days:
             hours.append({"station_id": "S1", "tank_id": tank, "hour": hour, "readings": 4,
                           "t_h": hour + at, "measured_20_l": measured,
@@ -170,7 +175,7 @@ def tank_hours(days: int, *, leak_l_h: float = 0.0, gains_pct: dict[str, float] 
                              "hour": hour, "sold_20_l": litres, "sales": 1})  # fmt: skip
             recorded[d] += litres
             stock -= litres / (1 + gains[d] / 100)
-        stock -= leak_l_h
+        stock -= leak
     frame = pl.DataFrame(
         [{"station_id": "S1", "tank_id": tank, "delivery_id": f"DL{i}",
           "started_at": datetime.fromtimestamp(s * 3600, UTC),

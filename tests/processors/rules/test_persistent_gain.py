@@ -55,6 +55,35 @@ def test_a_dispenser_recording_more_than_it_gives_is_found_exactly() -> None:
                            "0.80 %")  # fmt: skip
 
 
+def test_a_meter_tampered_late_in_the_window_is_found_from_its_onset() -> None:
+    """D2 starts recording 0.8 % too much on day 20 of 31: the onset test finds the day
+    and the gain; D1, honest at +0.2 %, is not flagged."""
+    frames = tank_hours(31, noise_l=1.0, gains_pct={"D2": 0.8}, gains_from_day=20, seed=5,
+                        deliveries_at=(150, 400, 610))  # fmt: skip
+    [row] = detect(frames, Settings(), _scope()).to_dicts()
+    e = row["evidence"]
+    assert (row["subject"], e["test"]) == ("D2", "onset")
+    assert e["onset_gain_pct"] == pytest.approx(0.8, abs=0.2)
+    assert abs((e["onset_day"] - (T0 + 20 * DAY + timedelta(hours=8)).date()).days) <= 2
+    assert e["onset_lower_pct"] > e["threshold_pct"]
+    since = frames["sales"].filter(
+        pl.col("dispenser_id") == "D2",
+        pl.col("hour") >= (e["onset_day"] - T0.date()).days * 24 - 8 + H0,
+        pl.col("hour") < H0 + 16 + 30 * 24,
+    )  # fmt: skip
+    assert e["onset_sales_20_l"] == pytest.approx(since["sold_20_l"].sum())
+    text = describe({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in e.items()})
+    assert text.startswith(f"Dispenser D2 (tanks T1): from about {e['onset_day'].isoformat()}")
+
+
+def test_a_leak_that_starts_in_the_window_is_not_read_as_gains() -> None:
+    """The onset model has its own time term: a leak from day 20 is not the meters'."""
+    for seed in (5, 6, 7):
+        frames = tank_hours(31, leak_l_h=3.0, leak_from_day=18, noise_l=2.0, seed=seed,
+                            gains_pct={"D1": 0.2, "D2": -0.25}, deliveries_at=(150, 400, 610))
+        assert detect(frames, Settings(), _scope()).is_empty(), seed
+
+
 def test_half_a_percent_is_found_through_gauge_noise_and_legal_meters_are_not() -> None:
     frames = tank_hours(31, noise_l=2.0, gains_pct={"D1": 0.3, "D2": 0.5}, seed=3)
     results = evaluate(frames, Settings(), _scope())

@@ -20,7 +20,14 @@ from bench.leak_bench import rule_frames, warehouse_tables
 from fueltrace.settings import Settings
 from processors import anomalies, traceability, wetstock
 from processors.rules.base import EPOCH, UTC_US, Reader, Scope
-from processors.rules.slow_leak import RULE, describe, detect, evaluate, monthly_episodes
+from processors.rules.slow_leak import (
+    RULE,
+    describe,
+    detect,
+    evaluate,
+    monthly_episodes,
+    split_alpha,
+)
 from simulator import generate_province
 from tests.processors.scenario import T0, load, reading, sale, settings, station
 from tests.processors.test_wetstock import tank_hours
@@ -43,8 +50,11 @@ def test_a_leak_fails_with_its_rate_and_standard_error_as_evidence() -> None:
     assert (row["subject"], row["severity"], e["result"]) == ("T1", "high", "fail")
     assert e["leak_rate_l_h"] == pytest.approx(0.5, abs=0.1)
     assert 0 < e["standard_error_l_h"] < 0.1
-    assert e["lower_l_h"] == pytest.approx(e["leak_rate_l_h"] - 2.3263 * e["standard_error_l_h"],
+    z, _ = split_alpha(1.0)  # the whole-window test's half of the 1 % false-alarm rate
+    assert z == pytest.approx(2.5758, abs=1e-4)
+    assert e["lower_l_h"] == pytest.approx(e["leak_rate_l_h"] - z * e["standard_error_l_h"],
                                            abs=1e-3)  # fmt: skip
+    assert e["test"] == "window"
     assert (e["threshold_l_h"], e["detection_rate_l_h"], e["confidence_pct"]) == (0.19, 0.38, 99.0)
     # Tests on 2026-12-19 and -20 (the last complete day) both failed: one episode from
     # the first one's window (local 2026-11-20) to the end of the last failing day.
@@ -56,6 +66,32 @@ def test_a_leak_fails_with_its_rate_and_standard_error_as_evidence() -> None:
     assert (e["window_days"], e["days"], e["segments"]) == (30, 30, 3)
     assert e["hours"] == 720 - 4 and e["readings"] == 4 * (720 - 4)
     assert e["estimated_loss_20_l"] == pytest.approx(720 * e["leak_rate_l_h"])
+
+
+def test_a_leak_that_starts_late_in_the_window_fails_from_its_onset() -> None:
+    """A 0.6 L/h leak from day 22 of 31: one rate over the window misreads it (the
+    dispensers' terms take part of the change); the onset test finds the day and rate."""
+    frames = tank_hours(31, leak_l_h=0.6, leak_from_day=22, noise_l=2.0,
+                        gains_pct={"D1": 0.2, "D2": -0.25}, deliveries_at=(200, 500, 600))
+    [row] = detect(frames, Settings(), _scope(T0 + 31 * DAY)).to_dicts()
+    e = row["evidence"]
+    assert (e["result"], e["test"]) == ("fail", "onset")
+    assert e["onset_rate_l_h"] == pytest.approx(0.6, abs=0.05)
+    assert abs((e["onset_day"] - (T0 + 22 * DAY + timedelta(hours=8)).date()).days) <= 2
+    _, z = split_alpha(1.0)
+    assert e["onset_lower_l_h"] == pytest.approx(
+        e["onset_rate_l_h"] - z * e["onset_standard_error_l_h"], abs=1e-6)
+    assert e["onset_lower_l_h"] > e["threshold_l_h"]
+    hours_since = ((T0 + 31 * DAY + timedelta(hours=8)).date() - e["onset_day"]).days * 24
+    assert e["estimated_loss_20_l"] == pytest.approx(e["onset_rate_l_h"] * hours_since)
+    assert "starting about" in describe(e)
+
+
+def test_onset_tests_keep_a_tight_tank_passing() -> None:
+    for seed in range(1, 6):
+        frames = tank_hours(31, noise_l=2.0, seed=seed, gains_pct={"D1": 0.25, "D2": -0.3},
+                            deliveries_at=(150, 400, 610))  # fmt: skip
+        assert detect(frames, Settings(), _scope(T0 + 31 * DAY)).is_empty(), seed
 
 
 def test_a_fast_leak_is_critical_and_exact_without_noise() -> None:
