@@ -401,10 +401,11 @@ class Settings(BaseSettings):
         default=600.0,
         description="vapor_pressure_out_of_range: highest allowed hourly mean gauge pressure "
         "of the vapour-recovery system (tank ullage), Pa: the top of the normal range "
-        "−1000…+600 Pa in the online-monitoring clause of the GB 20952-2020 drafts. (The "
-        "final text alarms only above the P/V valve's opening pressure + 200 Pa for 5 min, "
-        "2.2 kPa with GB 50156's 2–3 kPa valves; +600 Pa held for hours already pushes vapour "
-        "out of every fitting.)",
+        "−1000…+600 Pa in the online-monitoring clause of a GB 20952-2020 draft (there "
+        "min(+600 Pa, 80 % of the P/V valve's opening pressure); withdrawn in the approval "
+        "draft, whose alarm — beyond the P/V valve's opening pressure ± 200 Pa for 5 min, "
+        "2.2 kPa with GB 50156's 2–3 kPa valves — hourly data cannot time; +600 Pa held for "
+        "hours already pushes vapour out of every fitting).",
     )
     vapor_pressure_min_pa: float = Field(
         default=-1000.0,
