@@ -161,10 +161,11 @@ def _onsets(rows: pl.DataFrame, ends: pl.DataFrame, slots: pl.DataFrame, whole: 
             settings: Settings) -> pl.DataFrame:  # fmt: skip
     """Per dispenser and end day, the gain its meter took on at the likeliest onset of
     each tank it draws from (every dispenser's gain, and the time term, may change there:
-    one onset regressor per slot and one for time; :func:`processors.onset.likeliest`): onset_day, onset_gain_pct,
-    onset_standard_error_pct, onset_lower_pct, and ``onset_fails``: that bound exceeds
-    the legal error, the standard error is at most the legal error ÷ z (as SIR asks of a
-    leak test's precision), and there are enough hours on both sides of the onset."""
+    one onset regressor per slot and one for time; :func:`processors.onset.likeliest`):
+    onset_day, onset_gain_pct, onset_standard_error_pct, onset_lower_pct, and
+    ``onset_fails``: that bound exceeds the legal error, the standard error is at most
+    the legal error ÷ z (as SIR asks of a leak test's precision), and there are enough
+    hours on both sides of the onset."""
     # a leak that starts the same day is time's change, not the dispensers': without its
     # own onset term it would be read as gains
     ramps = ["t_h", *[f"x{k}_20_l" for k in range(1, wetstock.SLOTS + 1)]]
