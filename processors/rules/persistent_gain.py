@@ -163,9 +163,10 @@ def _onsets(rows: pl.DataFrame, ends: pl.DataFrame, slots: pl.DataFrame, whole: 
     each tank it draws from (every dispenser's gain, and the time term, may change there:
     one onset regressor per slot and one for time; :func:`processors.onset.likeliest`):
     onset_day, onset_gain_pct, onset_standard_error_pct, onset_lower_pct, and
-    ``onset_fails``: that bound exceeds the legal error, the standard error is at most
-    the legal error ÷ z (as SIR asks of a leak test's precision), and there are enough
-    hours on both sides of the onset."""
+    before_onset_gain_pct, before_onset_standard_error_pct, before_onset_lower_pct (the
+    gain until the onset), and ``onset_fails``: either lower bound exceeds the legal
+    error with a standard error at most half of it, with enough hours on both sides of
+    the onset."""
     # a leak that starts the same day is time's change, not the dispensers': without its
     # own onset term it would be read as gains
     ramps = ["t_h", *[f"x{k}_20_l" for k in range(1, wetstock.SLOTS + 1)]]
@@ -178,25 +179,36 @@ def _onsets(rows: pl.DataFrame, ends: pl.DataFrame, slots: pl.DataFrame, whole: 
     alone = slots.filter(~pl.col("shared")).group_by(wetstock.TANK).agg(_q=pl.len() + 1)
     fits = likeliest(fits.join(alone, on=wetstock.TANK), whole, wetstock.TANK, pl.col("_q"))
     fits = fits.filter("onset_selected")
-    tank = _per_tank(fits, slots, ("end_day", "onset_day"), prefix="o_")
-    pooled = _pooled(tank.sort("se", descending=True), ["end_day"], settings).join(
-        tank.sort("se").group_by(*DISPENSER, "end_day").agg(pl.col("onset_day").first()),
-        on=[*DISPENSER, "end_day"],
-    )  # fmt: skip
+    by = ("end_day", "onset_day")
+    tank = _per_tank(fits, slots, by, prefix="o_")
+    dated = tank.sort("se").group_by(*DISPENSER, "end_day").agg(pl.col("onset_day").first())
+    after = _pooled(tank, ["end_day"], settings).join(dated, on=[*DISPENSER, "end_day"])
+    before = _pooled(_per_tank(fits, slots, by), ["end_day"], settings)
     _, z = split_alpha(settings.persistent_gain_false_alarm_pct)
     gain_pct, se_pct = _as_pct(pl.col("gain"), pl.col("se"))
-    tests = pooled.select(
+    tests = after.select(
         *DISPENSER, "end_day", "onset_day", onset_gain_pct=gain_pct,
         onset_standard_error_pct=se_pct,
-    ).with_columns(
-        onset_lower_pct=pl.col("onset_gain_pct") - z * pl.col("onset_standard_error_pct")
+    ).join(before.select(
+        *DISPENSER, "end_day", before_onset_gain_pct=gain_pct,
+        before_onset_standard_error_pct=se_pct,
+    ), on=[*DISPENSER, "end_day"], how="left").with_columns(
+        onset_lower_pct=pl.col("onset_gain_pct") - z * pl.col("onset_standard_error_pct"),
+        before_onset_lower_pct=pl.col("before_onset_gain_pct")
+        - z * pl.col("before_onset_standard_error_pct"),
     ).filter(pl.col("onset_lower_pct").is_finite())  # fmt: skip
-    # ... and precise enough to tell a meter from time: a dispenser selling at a steady
-    # rate every hour looks like a leak, and its added gain is then large and loose
+    # A gain taken on at the onset, or one the meter had until then (a fraud that ended:
+    # the change is then negative) — each precise enough to tell a meter from time and
+    # from the other dispensers: a dispenser selling at a steady rate round the clock
+    # looks like a leak, and its gain is then large and loose.
     threshold = settings.persistent_gain_threshold_pct
+
+    def fails(lower: str, se: str) -> pl.Expr:
+        return ((pl.col(lower) > threshold) & (pl.col(se) <= threshold / 2)).fill_null(False)
+
     return tests.with_columns(
-        onset_fails=(pl.col("onset_lower_pct") > threshold)
-        & (pl.col("onset_standard_error_pct") <= threshold / z)
+        onset_fails=fails("onset_lower_pct", "onset_standard_error_pct")
+        | fails("before_onset_lower_pct", "before_onset_standard_error_pct")
     )
 
 
@@ -220,7 +232,8 @@ def detect(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
         "sales_20_l", "excess_20_l", pl.lit(WINDOW_DAYS).alias("window_days"), "days",
         "hours", pl.col("failed_by").alias("test"),
         wetstock.day_date(pl.col("onset_day")).alias("onset_day"), "onset_gain_pct",
-        "onset_standard_error_pct", "onset_lower_pct", "onset_sales_20_l",
+        "onset_standard_error_pct", "onset_lower_pct", "before_onset_gain_pct",
+        "before_onset_standard_error_pct", "before_onset_lower_pct", "onset_sales_20_l",
         (pl.col("onset_sales_20_l") * pl.col("onset_gain_pct")
          / (100.0 + pl.col("onset_gain_pct"))).alias("onset_excess_20_l"),
         wetstock.day_start(pl.col("last_day") - WINDOW_DAYS + 1).alias("test_start_at"),
@@ -232,6 +245,16 @@ def detect(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
 
 
 def describe(e: dict[str, Any]) -> str:
+    if e.get("test") == "onset" and e["onset_lower_pct"] <= e["threshold_pct"]:
+        return (f"Dispenser {e['dispenser_id']} (tanks {', '.join(e['tanks'])}): until about "
+                f"{e['onset_day']} its sales exceeded what left the tanks by "
+                f"{e['before_onset_gain_pct']:.2f} % ± {e['before_onset_standard_error_pct']:.2f} "
+                f"(standard error; lower bound {e['before_onset_lower_pct']:.2f} %, the onset "
+                f"tests together at {e['confidence_pct']:.0f} % confidence), beyond the legal "
+                f"±{e['threshold_pct']:.1f} %, then changed by {e['onset_gain_pct']:+.2f} %, in "
+                f"the {e['window_days']} days to {e['last_day']}. Failed on {e['result_days']} "
+                f"day(s) from {e['first_day']}. Check the meter with a standard measure, "
+                f"inspect its calibration seal and ask who set it right.")  # fmt: skip
     if e.get("test") == "onset":
         return (f"Dispenser {e['dispenser_id']} (tanks {', '.join(e['tanks'])}): from about "
                 f"{e['onset_day']} its sales exceed what left the tanks by "

@@ -135,14 +135,16 @@ def tank_hours(days: int, *, leak_l_h: float = 0.0, gains_pct: dict[str, float] 
                noise_l: float = 0.0, seed: int = 1, start_hour: int = H0, tank: str = "T1",
                skip_days: tuple[int, ...] = (), volume_l: float = 30_000.0,
                deliveries_at: tuple[int, ...] = (), leak_from_day: int = 0,
-               gains_from_day: int = 0) -> dict[str, pl.DataFrame]:  # fmt: skip
+               gains_from_day: int = 0, gains_until_day: int | None = None,
+               ) -> dict[str, pl.DataFrame]:  # fmt: skip
     """SIR frames as the wetstock rules load them, for one tank of station S1 over
     ``days`` × 24 hours from ``start_hour``: four readings an hour (mean instant at
     :22.5; the fuel cooling 0.1 °C a day and swinging ±1 °C), sales on two dispensers
     (D1 every hour, D2 in the daytime), each recording ``gains_pct`` % more than it
     dispensed, a steady leak, Gaussian gauge noise per hourly mean, and a 20 000 L
     delivery in the hours ``deliveries_at`` (relative). The leak starts on day
-    ``leak_from_day`` and the gains on day ``gains_from_day`` (0: from the start)."""
+    ``leak_from_day`` and the gains on day ``gains_from_day`` (0: from the start); the
+    gains end before day ``gains_until_day`` (None: never)."""
     rng = random.Random(seed)
     honest = {"D1": 0.0, "D2": 0.0}
     tampered = {**honest, **(gains_pct or {})}
@@ -152,7 +154,8 @@ def tank_hours(days: int, *, leak_l_h: float = 0.0, gains_pct: dict[str, float] 
     for i in range(days * 24):
         hour = start_hour + i
         local = (hour + 8) % 24
-        gains = tampered if i // 24 >= gains_from_day else honest
+        until = days if gains_until_day is None else gains_until_day
+        gains = tampered if gains_from_day <= i // 24 < until else honest
         leak = leak_l_h if i // 24 >= leak_from_day else 0.0
         if i in deliveries_at:
             out_deliveries.append((hour + 0.2, hour + 0.7, 20_000.0))

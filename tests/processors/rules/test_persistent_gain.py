@@ -76,6 +76,23 @@ def test_a_meter_tampered_late_in_the_window_is_found_from_its_onset() -> None:
     assert text.startswith(f"Dispenser D2 (tanks T1): from about {e['onset_day'].isoformat()}")
 
 
+def test_a_tampering_that_ended_in_the_window_is_found_by_the_gain_before() -> None:
+    """D2 recorded 0.8 % too much until day 18 of 31, then was put right (the bench's
+    frauds last one to two weeks): the whole-window fit is misspecified; the onset model
+    finds the change and judges the gain before it."""
+    frames = tank_hours(31, noise_l=1.0, gains_pct={"D2": 0.8}, gains_until_day=18, seed=5,
+                        deliveries_at=(150, 400, 610))  # fmt: skip
+    [row] = detect(frames, Settings(), _scope()).to_dicts()
+    e = row["evidence"]
+    assert (row["subject"], e["test"]) == ("D2", "onset")
+    assert e["before_onset_gain_pct"] == pytest.approx(0.8, abs=0.2)
+    assert e["onset_gain_pct"] == pytest.approx(-0.8, abs=0.25)
+    assert abs((e["onset_day"] - (T0 + 18 * DAY + timedelta(hours=8)).date()).days) <= 2
+    assert e["before_onset_lower_pct"] > e["threshold_pct"]
+    text = describe({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in e.items()})
+    assert text.startswith(f"Dispenser D2 (tanks T1): until about {e['onset_day'].isoformat()}")
+
+
 def test_a_leak_that_starts_in_the_window_is_not_read_as_gains() -> None:
     """The onset model has its own time term: a leak from day 20 is not the meters'."""
     for seed in (5, 6, 7):
