@@ -3,12 +3,19 @@
 ``pl.read_avro`` decodes a container file ~5× faster than fastavro builds dicts, and
 hands back typed columns. Two uses:
 
-* a container message written with the current schema is read as it is;
 * single-object messages of the current schema are read together: their datums are
-  laid end to end in one synthetic container block. Because one bad datum could then
-  shift its neighbours, the frame is accepted only if every record's Avro-encoded size,
-  computed back from the decoded values (:func:`encoded_size`), equals the length of
-  its own message: record *k* consumed exactly message *k*'s bytes, for every *k*.
+  laid end to end in one synthetic container block;
+* a container message written with the current schema: its blocks, framing checked and
+  inflated by ``ingest.codec.container_blocks``, go into one such block too.
+
+Because one bad datum could then shift its neighbours, the frame is accepted only if
+the Avro-encoded sizes of the records, computed back from the decoded values
+(:func:`encoded_size`), add up to the length of each message or block: every record is
+then encoded minimally and consumed exactly its own bytes (a decoded value is never
+larger than the bytes it came from). Polars reads a boolean byte other than 0 or 1 as
+false where fastavro reads true; where a schema has booleans, each is checked. Polars is
+never handed more records than the bytes could hold: it sizes its buffers by the count a
+block claims, and a huge one aborts the process.
 
 Anything else — an older or newer writer schema, a nested record type, a size that
 does not add up, a decoding error — returns ``None`` and the caller takes the strict
@@ -20,11 +27,14 @@ from __future__ import annotations
 import io
 import json
 import os
+from itertools import accumulate
 from typing import Any
 
 import polars as pl
 from fastavro import schemaless_writer
 
+from fueltrace.errors import RecordRejected
+from ingest.codec import DECODE_ERRORS, check_booleans, container_blocks, has_booleans
 from ingest.frames import frame_schema
 from schemas.registry import SchemaVersion
 
@@ -35,11 +45,11 @@ _headers: dict[bytes, bytes] = {}
 
 
 def _varint_size(unsigned: pl.Expr) -> pl.Expr:
-    """Bytes of an Avro varint holding ``unsigned`` (a UInt64 expression)."""
-    size = pl.lit(1, pl.Int64)
-    for k in range(1, 10):
-        size = size + (unsigned >= (1 << (7 * k))).cast(pl.Int64)
-    return size
+    """Bytes of an Avro varint holding ``unsigned`` (a UInt64 expression): 7 bits a byte,
+    at least one (a few nodes: the size expression is evaluated once per batch, and its
+    cost grows with its nodes, not its rows)."""
+    bits = 64 - unsigned.bitwise_leading_zeros().cast(pl.Int64)
+    return pl.max_horizontal(pl.lit(1, pl.Int64), (bits + 6) // 7)
 
 
 def _long_size(value: pl.Expr) -> pl.Expr:
@@ -72,6 +82,8 @@ def _size(avro: Any, value: pl.Expr) -> pl.Expr | None:
         if logical == "date":
             return _long_size(value.dt.epoch("d"))
         kind = avro["type"]
+        if kind == "enum" and len(avro["symbols"]) <= 64:  # index < 64: one zigzag byte
+            return pl.lit(1, pl.Int64)
         if kind == "enum":
             index = value.cast(pl.String).replace_strict(
                 {s: i for i, s in enumerate(avro["symbols"])}, return_dtype=pl.Int64
@@ -102,7 +114,17 @@ def encoded_size(schema: dict[str, Any]) -> pl.Expr | None:
     return total
 
 
+def _min_size(avro: Any) -> int:
+    """The fewest bytes a value of Avro type ``avro`` (as :func:`_size` supports) takes."""
+    if isinstance(avro, dict) and avro.get("type") not in ("enum", "array"):
+        return _min_size(avro["type"])
+    return {"double": 8, "float": 4, "null": 0}.get(avro, 1) if isinstance(avro, str) else 1
+
+
 _sizes: dict[bytes, pl.Expr | None] = {}
+# The size expression is many small nodes on a few columns: optimising it costs several
+# times evaluating it.
+_AS_WRITTEN = pl.QueryOptFlags.none()
 
 
 def size_of(version: SchemaVersion) -> pl.Expr | None:
@@ -144,18 +166,58 @@ def _typed(record_type: str, frame: pl.DataFrame) -> pl.DataFrame:
 def read_single_objects(version: SchemaVersion, datums: list[bytes]) -> pl.DataFrame | None:
     """Decode datums of ``version`` (single-object payloads without their 10-byte header)
     into a typed frame, or None when the strict path must decide."""
-    size = size_of(version)
-    if size is None or not datums:
+    return read_blocks(version, [(1, d) for d in datums])
+
+
+def container_blocks_of(version: SchemaVersion, value: bytes) -> list[tuple[int, bytes]] | None:
+    """The blocks of a container message for :func:`read_blocks`: None if its framing
+    does not hold or its counts are more than its bytes can hold."""
+    try:
+        blocks = list(container_blocks(value))
+    except (RecordRejected, *DECODE_ERRORS):
         return None
-    body = b"".join(datums)
-    container = b"".join((_header(version), _varint(len(datums)), _varint(len(body)), body,
-                          _SYNC))  # fmt: skip
+    return blocks if plausible(version, blocks) else None
+
+
+def read_container(version: SchemaVersion, value: bytes) -> pl.DataFrame | None:
+    """A container message of the current schema as a typed frame, or None."""
+    if size_of(version) is None:  # nested records: the dict path is simpler
+        return None
+    blocks = container_blocks_of(version, value)
+    return None if blocks is None else read_blocks(version, blocks)
+
+
+def plausible(version: SchemaVersion, blocks: list[tuple[int, bytes]]) -> bool:
+    """Whether each block's bytes can hold the records it claims (and it claims some
+    if it has bytes)."""
+    least = sum(_min_size(f["type"]) for f in version.schema["fields"])
+    return all(n * least <= len(data) and (n or not data) for n, data in blocks)
+
+
+def read_blocks(version: SchemaVersion, blocks: list[tuple[int, bytes]]) -> pl.DataFrame | None:
+    """Blocks of (record count, their records' bytes) — single-object datums, container
+    blocks — as one typed frame, in order, or None when the strict path must decide."""
+    size = size_of(version)
+    if size is None or not plausible(version, blocks):
+        return None
+    blocks = [(n, data) for n, data in blocks if n]
+    if not blocks:
+        return None
+    if has_booleans(version) and not _booleans_fit(version, blocks):
+        return None
+    body = b"".join(data for _, data in blocks)
+    total = sum(n for n, _ in blocks)
+    container = b"".join((_header(version), _varint(total), _varint(len(body)), body, _SYNC))
     try:
         frame = pl.read_avro(io.BytesIO(container))
-        if frame.height != len(datums):
+        if frame.height != total:
             return None
-        sizes = frame.select(size.alias("size"))["size"]
-        if not (sizes == pl.Series([len(d) for d in datums])).all():
+        # the records of each block add up to exactly the block
+        ends = pl.Series(list(accumulate(n for n, _ in blocks)), dtype=pl.Int64) - 1
+        expected = pl.Series(list(accumulate(len(data) for _, data in blocks)), dtype=pl.Int64)
+        added = (frame.lazy().select(size.cum_sum().alias("added"))
+                 .collect(optimizations=_AS_WRITTEN)["added"].gather(ends))  # fmt: skip
+        if not (added == expected).all():
             return None
         return _typed(version.record_type, frame)
     except (KeyboardInterrupt, SystemExit):
@@ -164,13 +226,15 @@ def read_single_objects(version: SchemaVersion, datums: list[bytes]) -> pl.DataF
         return None  # the strict path finds the culprit
 
 
-def read_container(version: SchemaVersion, value: bytes) -> pl.DataFrame | None:
-    """A container message of the current schema as a typed frame, or None."""
-    if size_of(version) is None:  # nested records: the dict path is simpler
-        return None
+def _booleans_fit(version: SchemaVersion, blocks: list[tuple[int, bytes]]) -> bool:
+    """Every boolean of every record is 0 or 1, and the records fill their blocks."""
     try:
-        return _typed(version.record_type, pl.read_avro(io.BytesIO(value)))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException:  # a Polars panic on a corrupt block included
-        return None
+        for n, data in blocks:
+            pos = 0
+            for _ in range(n):
+                pos = check_booleans(version, data, pos)
+            if pos != len(data):
+                return False
+    except RecordRejected:
+        return False
+    return True

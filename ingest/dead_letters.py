@@ -22,6 +22,16 @@ from typing import Any
 from kafka import KafkaProducer
 
 PREFIX = "fueltrace."
+#: Characters of ``detail`` kept: it explains the reject, the value carries the bytes.
+MAX_DETAIL = 2000
+
+
+def clean_detail(detail: str) -> str:
+    """``detail`` as a header and a table can carry it: UTF-8 (a lone surrogate, which a
+    JSON escape in a bad container schema can put in an error message, is escaped) and
+    at most :data:`MAX_DETAIL` characters."""
+    text = detail.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
 
 
 @dataclass(frozen=True)

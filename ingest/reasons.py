@@ -13,7 +13,8 @@ REASONS: dict[str, str] = {
     # the message as a whole
     "malformed_message": "not Avro single-object encoding nor an Avro object container file",
     "malformed_avro": "the Avro bytes do not decode under the writer's schema (truncated, "
-    "trailing bytes, bad enum index, invalid UTF-8)",
+    "trailing bytes, bad enum index, invalid UTF-8, a boolean byte other than 0 or 1, a "
+    "container block whose record count does not match its bytes)",
     "unknown_fingerprint": "single-object message whose schema fingerprint no known "
     "version has",
     "wrong_record_type": "the writer's schema is another record type than the topic carries",
@@ -23,8 +24,10 @@ REASONS: dict[str, str] = {
     "volume_not_positive": "a volume that must be > 0 is not",
     "negative_value": "a level, volume, price or ratio that cannot be negative is",
     "ended_before_started": "ended_at is before started_at",
-    "timestamp_in_future": "a timestamp is more than FUELTRACE_MAX_FUTURE_S ahead of the clock",
-    "timestamp_implausible": "a timestamp before 2000-01-01",
+    "timestamp_in_future": "a timestamp is more than FUELTRACE_MAX_FUTURE_S ahead of the clock "
+    "(or beyond the year 9999)",
+    "timestamp_implausible": "a timestamp before 2000-01-01, or a date before the year 1 or "
+    "after 9999",
     "totalizer_mismatch": "totalizer_end_l − totalizer_start_l differs from volume_l",
     "amount_mismatch": "amount_fen differs from unit_price_fen × volume_l",
     "flow_rate_impossible": "volume_l / (ended_at − started_at) exceeds what a nozzle delivers",
