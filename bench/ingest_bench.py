@@ -383,9 +383,9 @@ class Bench:
                     flush_s.append(time.perf_counter() - f0)
                     return result
 
-                def timed_finish() -> None:
+                def timed_finish(*, commit: bool = True) -> None:
                     in_flight = ingest._in_flight
-                    finish()
+                    finish(commit=commit)
                     if in_flight is not None:
                         # batch.started is time.monotonic() at the batch's first data
                         batch_s.append(time.monotonic() - in_flight.batch.started)
