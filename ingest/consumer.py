@@ -203,6 +203,7 @@ class Ingest:
         offset is already committed to Kafka, where the next owner starts."""
         self.revoked = True
         self.finish_load(commit=False)
+        metrics.PARTITIONS_ASSIGNED.set(len(set(self.kafka.assignment()) - partitions))
         for tp in partitions:
             self._unpositioned.pop(tp, None)
             with contextlib.suppress(KeyError):  # no lag reported for it yet

@@ -100,12 +100,16 @@ def test_two_workers_share_the_partitions_without_loss_or_duplication(
         assert a.metric("fueltrace_partitions_assigned") == ALL  # alone: every partition
         b = Worker(settings, "b", tmp_path)  # joins while A loads: the group rebalances
         wait_for(lambda: b.metric("fueltrace_records_loaded_total") > 0, 30, "worker B to load")
-        held = [w.metric("fueltrace_partitions_assigned") for w in (a, b)]
-        assert sum(held) == ALL and min(held) > 0
+        worker_a, worker_b = a, b
+
+        def shared() -> bool:  # each updates its gauge on its own next poll after the rebalance
+            held = [w.metric("fueltrace_partitions_assigned") for w in (worker_a, worker_b)]
+            return sum(held) == ALL and min(held) > 0
+
+        wait_for(shared, 30, "the two workers to hold every partition between them")
         assert a.stop() == 0  # leaves while records keep arriving: B takes its partitions
         producer.join(60)
         a_rows = shard_rows(a.db)
-        worker_b = b
         wait_for(lambda: worker_b.metric("fueltrace_partitions_assigned") == ALL, 30,
                  "worker B to hold every partition")  # fmt: skip
         wait_for(lambda: len(a_rows) + worker_b.metric("fueltrace_records_loaded_total")
