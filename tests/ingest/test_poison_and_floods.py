@@ -41,6 +41,7 @@ from ingest.topics import ensure_topics, record_topic
 from schemas import RECORD_TYPES, default_registry
 from simulator import generate_province
 from tests.helpers import dead_letters_on_topic, run_ingest, write_jsonl
+from tests.ingest.test_fuzz_decoder import zigzag
 from warehouse.connection import connect
 
 pytestmark = pytest.mark.broker
@@ -56,14 +57,6 @@ def rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
 
 def datum(record_type: str, record: dict[str, Any]) -> dict[str, Any]:
     return convert_record(record, REGISTRY.current(record_type).schema)
-
-
-def zigzag(n: int) -> bytes:
-    z, out = (n << 1) ^ (n >> 63), bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    return bytes([*out, z])
 
 
 @dataclass
