@@ -55,7 +55,9 @@ from schemas import SchemaRegistry, default_registry
 from warehouse.load import DEAD_LETTER_SCHEMA, Batch, LoadResult, load_batch, stored_offsets
 
 log = logging.getLogger(__name__)
-RETRY_FIRST_S = 1.0  # a load the warehouse cannot take just now: first wait, doubled …
+#: Back-off for what retrying can fix (a load the warehouse cannot take just now; under
+#: ``serve``, a broker away): the first wait, doubled after each failed try …
+RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0  # … up to this
 
 

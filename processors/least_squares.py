@@ -44,6 +44,11 @@ def window_sums(design_rows: pl.DataFrame, keys: list[str], names: list[str],
     )
 
 
+def days_with_data(spread: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Per ``keys`` and window end day, the days of :func:`window_sums` with a usable hour."""
+    return spread.group_by(*keys, "end_day").agg(days=pl.col("day").n_unique())
+
+
 def segment_sums(spread: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """:func:`window_sums` summed over the days of each window, per segment."""
     sums = [c for c in spread.columns if c[:2] in ("s_", "p_") or c in ("n", "readings")]

@@ -33,7 +33,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from processors.least_squares import centred, segment_sums, solve, window_sums
+from processors.least_squares import (
+    centred,
+    days_with_data,
+    segment_sums,
+    solve,
+    window_sums,
+)
 
 
 def onset_name(v: str) -> str:
@@ -113,8 +119,7 @@ def onset_fits(design_rows: pl.DataFrame, keys: list[str], xs: list[str], y: str
             )
     extra["n_after"] = pl.col("_nc")
     fits = centred(full, keys, names, ["end_day", "onset_day"], extra).join(
-        spread.group_by(*keys, "end_day").agg(days=pl.col("day").n_unique()),
-        on=[*keys, "end_day"],
+        days_with_data(spread, keys), on=[*keys, "end_day"],
     )  # fmt: skip
     regressors = [*xs, *map(onset_name, ramps)]
     return solve(fits, regressors, y).select(

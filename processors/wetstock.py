@@ -29,7 +29,13 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from processors.least_squares import centred, segment_sums, solve, window_sums
+from processors.least_squares import (
+    centred,
+    days_with_data,
+    segment_sums,
+    solve,
+    window_sums,
+)
 from processors.timestamps import UTC_US, utc
 
 TANK = ["station_id", "tank_id"]
@@ -423,8 +429,7 @@ def window_fits(design_rows: pl.DataFrame, keys: list[str], xs: list[str], y: st
     spread = window_sums(design_rows, keys, names, ends, window_days)
     per_segment = segment_sums(spread, keys)
     fits = centred(per_segment, keys, names, ["end_day"]).join(
-        spread.group_by(*keys, "end_day").agg(days=pl.col("day").n_unique()),
-        on=[*keys, "end_day"],
+        days_with_data(spread, keys), on=[*keys, "end_day"],
     )  # fmt: skip
     return solve(fits, xs, y).select(
         *keys, "end_day", *[f"b_{x}" for x in xs], *[f"se_{x}" for x in xs],

@@ -35,7 +35,7 @@ from fueltrace.analyses import run_analyses
 from fueltrace.api.app import create_app
 from fueltrace.errors import BrokerUnavailable, FuelTraceError, TransientError
 from fueltrace.settings import Settings
-from ingest.consumer import Ingest, IngestSummary, open_ingest
+from ingest.consumer import RETRY_FIRST_S, RETRY_MAX_S, Ingest, IngestSummary, open_ingest
 from ingest.embedded_broker import answers
 from ingest.kafka_client import kafka_errors, resolve_bootstrap
 from ingest.kafka_client import producer as make_producer
@@ -47,10 +47,6 @@ log = logging.getLogger(__name__)
 NO_PARTITIONS_WARN_S = 30.0
 #: How often the running ingest checks that the broker still accepts connections.
 BROKER_CHECK_S = 1.0
-#: Back-off while the broker is away: the first wait, doubled after each failed try …
-RETRY_FIRST_S = 1.0
-#: … up to this.
-RETRY_MAX_S = 30.0
 
 
 class Pipeline(threading.Thread):
