@@ -102,8 +102,7 @@ class _Rebalance(ConsumerRebalanceListener):
 @dataclass
 class _InFlight:
     batch: MicroBatch
-    loaded: Batch
-    future: Future[LoadResult]
+    future: Future[tuple[Batch, LoadResult]]  # what was loaded, and how
 
 
 class Ingest:
@@ -148,8 +147,24 @@ class Ingest:
 
     # -- loading (background thread) ---------------------------------------------
 
-    def _load(self, batch: MicroBatch, frames: dict[str, pl.DataFrame], loaded: Batch
-              ) -> LoadResult:  # fmt: skip
+    def _decode(self, batch: MicroBatch, now: datetime,
+                topic_ids: dict[str, str | None]) -> Batch:  # fmt: skip
+        """Decode, validate and normalise the batch (Polars and fastavro): what to load."""
+        frames = batch.close(self.settings, now)
+        failpoints.hit("decode", self.settings.debug_failpoint)
+        letters = pl.DataFrame([x.row() for x in batch.letters], schema=DEAD_LETTER_SCHEMA)
+        return Batch(frames, letters, dict(batch.offsets), topic_ids, batch.message_count,
+                     batch.record_count)  # fmt: skip
+
+    def _decode_and_load(self, batch: MicroBatch, now: datetime,
+                         topic_ids: dict[str, str | None]) -> tuple[Batch, LoadResult]:  # fmt: skip
+        loaded = self._decode(batch, now, topic_ids)
+        return loaded, self._load(batch, loaded)
+
+    def _load_decoded(self, batch: MicroBatch, loaded: Batch) -> tuple[Batch, LoadResult]:
+        return loaded, self._load(batch, loaded)
+
+    def _load(self, batch: MicroBatch, loaded: Batch) -> LoadResult:
         if batch.letters:
             with kafka_errors(self.bootstrap):
                 dead_letters.send(self.producer, self.dlq_topic, batch.letters)
@@ -165,16 +180,25 @@ class Ingest:
         return result
 
     def _start_load(self, batch: MicroBatch) -> None:
-        """Validate here (cheap, vectorised), load in the background."""
-        self.finish_load()
-        frames = batch.close(self.settings, self.clock())
-        failpoints.hit("decode", self.settings.debug_failpoint)
-        letters = pl.DataFrame([x.row() for x in batch.letters], schema=DEAD_LETTER_SCHEMA)
+        """Decode the batch where a core is idle, then load it in the background.
+
+        While the previous load still runs, this (the polling) thread would only wait for
+        it: it decodes the batch meanwhile (batch messages, where the load is the
+        bottleneck). Otherwise the load thread decodes it, and this thread goes back to
+        Kafka (single-record messages, where unpacking Kafka's records is the
+        bottleneck). The topic ids come from the consumer, which only this thread touches.
+        """
+        now = self.clock()
         topic_ids = {t: topic_id(self.kafka, t) for t, _ in batch.offsets}
-        loaded = Batch(frames, letters, dict(batch.offsets), topic_ids, batch.message_count,
-                       batch.record_count)  # fmt: skip
-        future = self._loader.submit(self._load, batch, frames, loaded)
-        self._in_flight = _InFlight(batch, loaded, future)
+        loading = self._in_flight
+        if loading is not None and not loading.future.done():
+            loaded = self._decode(batch, now, topic_ids)
+            self.finish_load()
+            future = self._loader.submit(self._load_decoded, batch, loaded)
+        else:
+            self.finish_load()
+            future = self._loader.submit(self._decode_and_load, batch, now, topic_ids)
+        self._in_flight = _InFlight(batch, future)
 
     def finish_load(self, *, commit: bool = True) -> None:
         """Wait for the load in flight; then publish it (metrics, Kafka commit).
@@ -185,9 +209,9 @@ class Ingest:
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
             return
-        result = in_flight.future.result()  # re-raises a load failure here
+        loaded, result = in_flight.future.result()  # re-raises a load failure here
         failpoints.hit("after_commit", self.settings.debug_failpoint)
-        self.summary.add(in_flight.loaded, result)
+        self.summary.add(loaded, result)
         self._observe(in_flight.batch, result, lag=commit)
         if commit:
             self._commit_to_kafka(in_flight.batch.offsets)
@@ -411,7 +435,7 @@ class Ingest:
         remaining = self.settings.batch_max_records - batch.record_count
         if batch.message_count:
             self._per_message = batch.record_count / batch.message_count
-        return max(min(int(remaining / max(self._per_message, 1.0)), 500), 1)
+        return max(min(int(remaining / max(self._per_message, 1.0)), remaining), 1)
 
     def run(
         self, *, until_idle: bool = False, should_stop: Callable[[], bool] = lambda: False,

@@ -18,6 +18,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import polars as pl
@@ -120,14 +121,25 @@ class _Pending:
     containers: dict[int, bytes] = field(default_factory=dict)  # position -> message
 
     def add(self, partition: int, offset: int, blocks: list[tuple[int, bytes]],
-            container: bytes | None = None) -> int:  # fmt: skip
-        if container is not None:
-            self.containers[len(self.offsets)] = container
+            container: bytes) -> int:  # fmt: skip
+        """A container's blocks; returns its records."""
+        self.containers[len(self.offsets)] = container
         self.partitions.append(partition)
         self.offsets.append(offset)
-        self.counts.append(sum(n for n, _ in blocks))
+        records = 0
+        for n, _ in blocks:
+            records += n
+        self.counts.append(records)
         self.blocks.extend(blocks)
-        return self.counts[-1]
+        return records
+
+    def add_singles(self, partition: int, offsets: list[int], payloads: list[bytes]) -> None:
+        """Single objects' payloads (one record each), filed in bulk: at one message a
+        record, this is the ingest's hottest loop."""
+        self.partitions.extend([partition] * len(offsets))
+        self.offsets.extend(offsets)
+        self.counts.extend([1] * len(offsets))
+        self.blocks.extend(zip(repeat(1), payloads, strict=False))
 
 
 @dataclass
@@ -166,16 +178,27 @@ class MicroBatch:
         fast = self._fast(record_type)
         pending = self.pending[record_type]
         records = 0
+        head = SINGLE_OBJECT_MAGIC + fast if fast else None
+        offsets: list[int] = []  # single objects of the current schema, filed in bulk
+        payloads: list[bytes] = []
         for message in messages:
             value = message.value or b""
-            if fast and value[:2] == SINGLE_OBJECT_MAGIC and value[2:10] == fast:
-                records += pending.add(partition, message.offset, [(1, value[10:])])
+            if value[:10] == head:
+                offsets.append(message.offset)
+                payloads.append(value[10:])
                 continue
+            if offsets:  # keep the pending messages in offset order
+                pending.add_singles(partition, offsets, payloads)
+                records += len(offsets)
+                offsets, payloads = [], []
             blocks = self._current_blocks(record_type, value) if fast else None
             if blocks is not None:
                 records += pending.add(partition, message.offset, blocks, value)
                 continue
             records += self._take_one(topic, record_type, partition, message, value)
+        if offsets:
+            pending.add_singles(partition, offsets, payloads)
+            records += len(offsets)
         self.polled[(topic, partition)].extend(messages)
         self.offsets[(topic, partition)] = messages[-1].offset + 1
         self.messages[topic] += len(messages)

@@ -6,13 +6,14 @@ over the hours per regression, each variable's sum and each pair's sum of produc
 taken per key, segment and day (:func:`window_sums`), summed over a window's days per
 segment (:func:`segment_sums`), centred per segment — one intercept per segment — and
 summed over the segments (:func:`centred`); :func:`solve` then solves every row's normal
-equations at once, one column per matrix cell.
+equations at once, as one stack of small matrices.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 
@@ -73,39 +74,68 @@ def _c(a: str, b: str, names: list[str]) -> str:
     return f"c_{a}_{b}" if names.index(a) <= names.index(b) else f"c_{b}_{a}"
 
 
-def solve(fits: pl.DataFrame, xs: list[str], y: str) -> pl.DataFrame:
-    """Normal equations by Gauss–Jordan, one column per matrix cell, every row at once."""
+def solve(fits: pl.DataFrame, xs: list[str], y: str,
+          covariances: Sequence[tuple[str, str]] = ()) -> pl.DataFrame:  # fmt: skip
+    """Every row's normal equations at once: ``fits`` with ``b_<x>``, ``se_<x>`` (null
+    without residual degrees of freedom), ``dof``, ``rss``, and ``cov_<a>_<b>`` for each
+    pair of ``covariances`` (the standard error of a sum of coefficients needs it).
+
+    The (small) matrices are stacked into one array and inverted by LAPACK in a single
+    batched call: one Polars expression per matrix cell and elimination step cost far
+    more than the arithmetic, at the sizes of the onset and pulse fits (15–16
+    regressors). A singular or incomplete matrix gives NaN coefficients."""
     names, p = [*xs, y], len(xs)
+    h = fits.height
+
+    def cell(a: str, b: str) -> np.ndarray:
+        return fits[_c(a, b, names)].cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+    matrix = np.empty((h, p, p))
+    rhs = np.empty((h, p))
+    for i in range(p):
+        for j in range(i, p):
+            matrix[:, i, j] = matrix[:, j, i] = cell(xs[i], xs[j])
+        rhs[:, i] = cell(xs[i], y)
     # A regressor without variation inside any segment (a tank with one dispenser has no
     # "other dispensers") gets a unit diagonal: its coefficient is 0 and it changes nothing.
-    cells = {f"m{i}_{j}": pl.col(_c(xs[i], xs[j], names)) for i in range(p) for j in range(p)}
-    for i in range(p):
-        cells[f"m{i}_{i}"] = pl.when(cells[f"m{i}_{i}"] > 1e-9).then(cells[f"m{i}_{i}"]).otherwise(
-            1.0
-        )
-        for j in range(p):
-            cells[f"m{i}_{p + j}"] = pl.lit(1.0 if i == j else 0.0)
-        cells[f"m{i}_{2 * p}"] = pl.col(_c(xs[i], y, names))
-    frame = fits.with_columns(**cells)
-    width = 2 * p + 1
-    for i in range(p):
-        frame = frame.with_columns(pl.col(f"m{i}_{j}") / pl.col(f"m{i}_{i}") for j in range(width))
-        frame = frame.with_columns(
-            pl.col(f"m{k}_{j}") - pl.col(f"m{k}_{i}") * pl.col(f"m{i}_{j}")
-            for k in range(p) if k != i for j in range(width)
-        )  # fmt: skip
-    explained = pl.sum_horizontal(pl.col(f"m{i}_{2 * p}") * pl.col(_c(xs[i], y, names))
-                                  for i in range(p))  # fmt: skip
-    frame = frame.with_columns(
-        dof=pl.col("n") - p - pl.col("segments"),
-        **{f"b_{x}": pl.col(f"m{i}_{2 * p}") for i, x in enumerate(xs)},
-    ).with_columns(rss=(pl.col(_c(y, y, names)) - explained).clip(0.0, None)).with_columns(
-        _s2=pl.col("rss") / pl.col("dof")
+    diagonal = np.arange(p)
+    held = matrix[:, diagonal, diagonal]
+    matrix[:, diagonal, diagonal] = np.where(held > 1e-9, held, 1.0)
+    inverse = _inverse(matrix)
+    beta = np.einsum("hij,hj->hi", inverse, rhs)
+    rss = np.clip(cell(y, y) - (beta * rhs).sum(axis=1), 0.0, None)
+    dof = (fits["n"] - p - fits["segments"]).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(dof > 0, rss / np.where(dof > 0, dof, 1), np.nan)
+        se = np.sqrt(s2[:, None] * inverse[:, diagonal, diagonal])
+    solved = {
+        "dof": pl.Series(dof), "rss": pl.Series(rss, dtype=pl.Float64),
+        **{f"b_{x}": pl.Series(beta[:, i]) for i, x in enumerate(xs)},
+        **{f"se_{x}": pl.Series(se[:, i]) for i, x in enumerate(xs)},
+        **{f"cov_{a}_{b}": pl.Series(s2 * inverse[:, xs.index(a), xs.index(b)])
+           for a, b in covariances},
+    }  # fmt: skip
+    positive = pl.col("dof") > 0
+    return fits.with_columns(**{k: pl.lit(v) for k, v in solved.items()}).with_columns(
+        pl.when(positive).then(pl.col(c)).alias(c)
+        for c in solved if c.startswith(("se_", "cov_"))
     )  # fmt: skip
-    return frame.with_columns(
-        (pl.col("_s2") * pl.col(f"m{i}_{p + i}")).sqrt().alias(f"se_{x}")
-        for i, x in enumerate(xs)
-    ).with_columns(
-        pl.when(pl.col("dof") > 0).then(pl.col(c)).alias(c)
-        for c in [f"se_{x}" for x in xs]
-    )  # fmt: skip
+
+
+def _inverse(matrix: np.ndarray) -> np.ndarray:
+    """The inverses of a stack of matrices; NaN for one that is singular or not finite."""
+    finite = np.isfinite(matrix).all(axis=(1, 2))
+    safe = np.where(finite[:, None, None], matrix, np.eye(matrix.shape[1]))
+    try:
+        inverse = np.linalg.inv(safe)
+    except np.linalg.LinAlgError:  # rare: one singular matrix; invert one at a time
+        inverse = np.stack([_one_inverse(m) for m in safe]) if len(safe) else safe
+    inverse[~finite] = np.nan
+    return inverse
+
+
+def _one_inverse(matrix: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.inv(matrix)
+    except np.linalg.LinAlgError:
+        return np.full_like(matrix, np.nan)

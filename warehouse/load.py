@@ -13,9 +13,12 @@ is kept whole in ``key_conflict`` with the fields that differ.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +70,55 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """``frame`` visible to SQL as ``name`` for the block. Unregistering cannot mask the
+    block's own error: in a transaction that error aborted, it fails too."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+
+
+def _key_bounds(record_type: str, frame: pl.DataFrame) -> tuple[str, dict[str, object]]:
+    """A condition on the stored rows that every row sharing a key of ``frame`` meets,
+    and its parameters: the key's timestamps lie between the batch's least and greatest.
+
+    Exact, not a heuristic: rows with the same key have the same key timestamp. It lets
+    DuckDB skip the row groups outside the batch's time range (their min/max), so the
+    duplicate check of a tank reading, vapour sample or device status reads the recent
+    part of the table, not all of it (which grew the check's time and the buffer cache
+    with the table). A key without a timestamp (sale, delivery, dispatch) gets ``true``.
+    """
+    terms: list[str] = ["true"]
+    params: dict[str, object] = {}
+    for k in SPECS[record_type].natural_key:
+        if isinstance(frame.schema[k], (pl.Datetime, pl.Date)):
+            low, high = frame[k].min(), frame[k].max()
+            if low is None or high is None:
+                continue
+            terms.append(f"t.{_q(k)} BETWEEN ${k}_low AND ${k}_high")
+            params |= {f"{k}_low": low, f"{k}_high": high}
+    return " AND ".join(terms), params
+
+
+def _all_new(con: duckdb.DuckDBPyConnection, record_type: str, frame: pl.DataFrame,
+             stored_near: str, bounds: dict[str, object]) -> bool:  # fmt: skip
+    """No key of the batch (registered as ``batch_in``) repeats in it or is stored
+    already: the usual case, which needs none of the duplicate bookkeeping."""
+    spec = SPECS[record_type]
+    if frame.select(spec.natural_key).is_duplicated().any():
+        return False
+    key_join = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.natural_key)
+    return not con.execute(
+        f"SELECT 1 FROM {spec.table} t WHERE {stored_near} AND EXISTS "
+        f"(SELECT 1 FROM batch_in s WHERE {key_join}) LIMIT 1",
+        bounds,
+    ).fetchall()
+
+
 def _load_records(
     con: duckdb.DuckDBPyConnection, record_type: str, frame: pl.DataFrame, result: LoadResult
 ) -> None:
@@ -77,20 +129,27 @@ def _load_records(
     table = spec.table
     key_join = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.natural_key)
     key_text = "concat_ws('|', " + ", ".join(f"s.{_q(k)}::VARCHAR" for k in spec.natural_key) + ")"
-    con.register("batch_in", frame)
-    try:
+    stored_near, bounds = _key_bounds(record_type, frame)
+    with _registered(con, "batch_in", frame):
+        if record_type != "facility" and _all_new(con, record_type, frame, stored_near, bounds):
+            result.loaded[table] += scalar(
+                con,
+                f"INSERT INTO {table} ({', '.join(map(_q, columns))}, load_id) "
+                f"SELECT {', '.join(map(_q, columns))}, $load FROM batch_in",
+                {"load": result.load_id},
+            )
+            return
         con.execute(
             "CREATE OR REPLACE TEMP TABLE stg AS SELECT *, row_number() OVER (PARTITION BY "
             + ", ".join(_q(k) for k in spec.natural_key)
             + " ORDER BY src_partition, src_offset, src_index) AS rn FROM batch_in"
         )
-    finally:
-        con.unregister("batch_in")
     kept = ", ".join(_q(c) for c in (*content, "src_partition", "src_offset", "src_index"))
     # The warehouse is scanned once, for the rows already holding a key of this batch.
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE existing AS SELECT {kept}, true AS old FROM {table} t "
-        f"WHERE EXISTS (SELECT 1 FROM stg s WHERE {key_join})"
+        f"WHERE {stored_near} AND EXISTS (SELECT 1 FROM stg s WHERE {key_join})",
+        bounds,
     )
     inserted = scalar(
         con,
@@ -187,13 +246,13 @@ def load_batch(
             if not frame.is_empty():
                 _load_records(con, record_type, frame, result)
         if not batch.dead_letters.is_empty():
-            con.register("dead_in", batch.dead_letters)
-            con.execute(
-                "INSERT INTO dead_letter SELECT topic, \"partition\", \"offset\", record_index, "
-                "record_type, reason, field, detail, message_key, $load FROM dead_in",
-                {"load": result.load_id},
-            )
-            con.unregister("dead_in")
+            with _registered(con, "dead_in", batch.dead_letters):
+                con.execute(
+                    "INSERT INTO dead_letter SELECT topic, \"partition\", \"offset\", "
+                    "record_index, record_type, reason, field, detail, message_key, $load "
+                    "FROM dead_in",
+                    {"load": result.load_id},
+                )
             result.dead_letters.update(batch.dead_letters["reason"].to_list())
         if batch.offsets:
             con.executemany(

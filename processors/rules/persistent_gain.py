@@ -13,6 +13,15 @@ inverse variances. The test fails when the lower confidence bound of the gain ex
 legal maximum permissible error (0.3 %): an honest meter at the very limit fails with
 probability ≤ ``persistent_gain_false_alarm_pct``. Findings are monthly episodes per
 dispenser, as for the slow leak.
+
+Frauds are put on and taken off: over 30 days a meter's gain may change once (an onset,
+:func:`processors.onset.onset_fits`) or change and revert (a pulse,
+:func:`processors.onset.pulse_fits`). Per tank and day the model with the least Bayesian
+information criterion is believed — one gain, an onset, or a pulse — and judges every
+dispenser of the tank (:func:`_changes`): a misspecified model spreads a gain over the
+dispensers that sell in the same hours, and can put it on the wrong one. The false-alarm
+rate is split between the whole-window, onset and pulse tests
+(:func:`processors.rules.slow_leak.split_alpha_with_pulses`).
 """
 
 from __future__ import annotations
@@ -24,7 +33,13 @@ import polars as pl
 
 from fueltrace.settings import Settings
 from processors import wetstock
-from processors.onset import likeliest, onset_fits
+from processors.onset import (
+    during_pulse,
+    likeliest,
+    onset_fits,
+    pulse_fits,
+    pulse_pairs,
+)
 from processors.rules.base import Frames, Reader, Rule, Scope, findings, no_findings
 from processors.rules.slow_leak import (
     MIN_DOF,
@@ -32,11 +47,23 @@ from processors.rules.slow_leak import (
     ONSETS,
     WINDOW_DAYS,
     monthly_episodes,
-    split_alpha,
+    split_alpha_with_pulses,
 )
 from processors.rules.slow_leak import load as load_hourly
 
 DISPENSER = ["station_id", "dispenser_id"]
+#: A pulse (a fraud put on, then taken off) lasts at least this many days between its
+#: candidate start and end — as many usable hours as an onset needs on each side.
+PULSE_MIN_DAYS = ONSET_MIN_HOURS // 24
+#: Every pair of candidate days a pulse search can reach: the pulse tests' Bonferroni family.
+PULSE_PAIRS = pulse_pairs(ONSETS, PULSE_MIN_DAYS)
+#: The gain's regressors: each dispenser slot's cumulative sales.
+GAINS = [f"x{k}_20_l" for k in range(1, wetstock.SLOTS + 1)]
+
+
+def _zs(settings: Settings) -> tuple[float, float, float]:
+    """The z of the whole-window, each onset and each pulse test."""
+    return split_alpha_with_pulses(settings.persistent_gain_false_alarm_pct, len(PULSE_PAIRS))
 
 
 def load(reader: Reader) -> Frames:
@@ -112,7 +139,8 @@ def evaluate(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
 def _combined(frames: Frames, sales: pl.DataFrame, ends: pl.DataFrame,
               settings: Settings) -> pl.DataFrame:  # fmt: skip
     """Per dispenser and end day: its gain over every tank it draws from, the test, and
-    the best onset test (:func:`_onsets`)."""
+    the onset or pulse test of the tanks where a change model is believed
+    (:func:`_changes`, :func:`_onsets`, :func:`_pulses`)."""
     sales = wetstock.within(sales, ends, WINDOW_DAYS)
     rows = wetstock.design(wetstock.within(frames["hours"], ends, WINDOW_DAYS), sales,
                            frames["deliveries"])  # fmt: skip
@@ -120,7 +148,7 @@ def _combined(frames: Frames, sales: pl.DataFrame, ends: pl.DataFrame,
     slots = wetstock.dispenser_slots(sales)
     tank = _per_tank(fits, slots)
     combined = _pooled(tank, ["end_day"], settings)
-    z, _ = split_alpha(settings.persistent_gain_false_alarm_pct)
+    z, _, _ = _zs(settings)
     out = combined.join(_window_sales(sales, tank), on=[*DISPENSER, "end_day"], how="left")
     gain_pct, se_pct = _as_pct(pl.col("gain"), pl.col("se"))
     out = out.with_columns(
@@ -130,61 +158,119 @@ def _combined(frames: Frames, sales: pl.DataFrame, ends: pl.DataFrame,
         lower_pct=pl.col("gain_pct") - z * pl.col("standard_error_pct"),
         upper_pct=pl.col("gain_pct") + z * pl.col("standard_error_pct"),
     )  # fmt: skip
-    onsets = _onsets(rows, ends, slots, fits, settings)
-    out = out.join(onsets, on=[*DISPENSER, "end_day"], how="left").join(
-        _sales_since(sales, onsets), on=[*DISPENSER, "end_day"], how="left"
-    )
-    # where an onset model is selected, it judges: the whole-window fit is misspecified
+    onset_tanks, pulse_tanks = _changes(rows, ends, slots, fits)
+    onsets = _onsets(onset_tanks, slots, settings)
+    pulses = _pulses(pulse_tanks, slots, settings)
+    by = [*DISPENSER, "end_day"]
+    out = out.join(onsets, on=by, how="left").join(
+        _sales_between(sales, onsets, "onset_day", "end_day", "onset_sales_20_l"), on=by,
+        how="left",
+    ).join(pulses, on=by, how="left").join(
+        _sales_between(sales, pulses, "pulse_start_day", "pulse_last_day", "pulse_sales_20_l"),
+        on=by, how="left",
+    )  # fmt: skip
+    # where a change model is selected, it judges: the whole-window fit is misspecified
     # there, and its gains (every dispenser's) are not to be trusted
+    pulse_fails = pl.col("pulse_fails").fill_null(False)
     onset_fails = pl.col("onset_fails").fill_null(False)
-    window_fails = (pl.col("lower_pct") > settings.persistent_gain_threshold_pct) & pl.col(
-        "onset_fails"
-    ).is_null()
+    unchanged = pl.col("onset_fails").is_null() & pl.col("pulse_fails").is_null()
+    window_fails = (pl.col("lower_pct") > settings.persistent_gain_threshold_pct) & unchanged
     return out.with_columns(
-        failed_by=pl.when(onset_fails).then(pl.lit("onset"))
+        failed_by=pl.when(pulse_fails).then(pl.lit("pulse"))
+        .when(onset_fails).then(pl.lit("onset"))
         .when(window_fails).then(pl.lit("window")),
-        result=pl.when(onset_fails | window_fails).then(pl.lit("fail")).otherwise(pl.lit("pass")),
-    ).drop("onset_fails")  # fmt: skip
+        result=pl.when(pulse_fails | onset_fails | window_fails).then(pl.lit("fail"))
+        .otherwise(pl.lit("pass")),
+    ).drop("onset_fails", "pulse_fails", "pulse_last_day")  # fmt: skip
 
 
-def _sales_since(sales: pl.DataFrame, onsets: pl.DataFrame) -> pl.DataFrame:
-    """Litres at 20 °C each dispenser sold from its onset day to the end day (onset_sales_20_l)."""
+def _sales_between(sales: pl.DataFrame, spans: pl.DataFrame, first: str, last: str,
+                   name: str) -> pl.DataFrame:  # fmt: skip
+    """Litres at 20 °C each dispenser of ``spans`` sold from its day ``first`` to its day
+    ``last``, both included (``name``), per end day."""
     daily = sales.group_by(*DISPENSER, day=wetstock.day_of(pl.col("hour"))).agg(
         pl.col("sold_20_l").sum()
     )
-    return daily.join(onsets.select(*DISPENSER, "end_day", "onset_day"), on=DISPENSER).filter(
-        pl.col("day").is_between("onset_day", "end_day")
-    ).group_by(*DISPENSER, "end_day").agg(onset_sales_20_l=pl.col("sold_20_l").sum())
+    bounds = spans.select(*DISPENSER, "end_day", _first=first, _last=last)
+    return daily.join(bounds, on=DISPENSER).filter(
+        pl.col("day").is_between("_first", "_last")
+    ).group_by(*DISPENSER, "end_day").agg(pl.col("sold_20_l").sum().alias(name))
 
 
-def _onsets(rows: pl.DataFrame, ends: pl.DataFrame, slots: pl.DataFrame, whole: pl.DataFrame,
-            settings: Settings) -> pl.DataFrame:  # fmt: skip
-    """Per dispenser and end day, the gain its meter took on at the likeliest onset of
-    each tank it draws from (every dispenser's gain, and the time term, may change there:
-    one onset regressor per slot and one for time; :func:`processors.onset.likeliest`):
+def _changes(rows: pl.DataFrame, ends: pl.DataFrame, slots: pl.DataFrame,
+             whole: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Per tank and end day, the change model to believe, by the least Bayesian
+    information criterion (:func:`processors.onset.likeliest`) of the whole-window fit
+    (``whole``), the likeliest onset and the likeliest pulse — returned as the onset fits
+    of the tanks where the onset wins, and the pulse fits of those where the pulse wins.
+
+    Onset: every dispenser's gain and the time term may change on one day. Pulse: every
+    dispenser's gain changes on one day and reverts on a later one (a fraud put on and
+    taken off), the time term changing freely on both (a leak, starting or stopping, is
+    not read as gains). The pulse is searched by binary segmentation: one of its days is
+    the likeliest onset, the other any candidate at least ``PULSE_MIN_DAYS`` before or
+    after it — a fraud within the window has its start or its end as the best single
+    change, and ~20 pairs cost what the onsets do, where all 231 would cost ten times
+    that (the tests still count every pair the search can reach, :data:`PULSE_PAIRS`).
+    """
+    # a leak that starts the same day is time's change, not the dispensers': without its
+    # own change term it would be read as gains
+    ramps = ["t_h", *GAINS]
+    used = slots.group_by(wetstock.TANK).agg(_q=pl.col("slot").n_unique())
+    onsets = onset_fits(rows, wetstock.TANK, wetstock.XS, "y_20_l", ends, WINDOW_DAYS, ramps,
+                        ONSETS).join(used, on=wetstock.TANK)  # fmt: skip
+    onset = likeliest(onsets, whole, wetstock.TANK, pl.col("_q") + 1, ONSET_MIN_HOURS)
+    pulses = pulse_fits(rows, wetstock.TANK, wetstock.XS, "y_20_l", ends, WINDOW_DAYS, ["t_h"],
+                        GAINS, _pairs_around(onset)).join(used, on=wetstock.TANK)  # fmt: skip
+    pulse = likeliest(pulses, whole, wetstock.TANK, pl.col("_q") + 2, ONSET_MIN_HOURS)
+    at = [*wetstock.TANK, "end_day"]
+    bics = onset.select(*at, _onset=pl.col("bic")).join(
+        pulse.select(*at, _pulse=pl.col("bic")), on=at, how="full", coalesce=True
+    ).with_columns(pl.col("_onset", "_pulse").fill_null(float("inf")))
+    onset_wins = (pl.col("_onset") < 0) & (pl.col("_onset") <= pl.col("_pulse"))
+    pulse_wins = (pl.col("_pulse") < 0) & (pl.col("_pulse") < pl.col("_onset"))
+    return (onset.join(bics.filter(onset_wins).select(at), on=at),
+            pulse.join(bics.filter(pulse_wins).select(at), on=at))  # fmt: skip
+
+
+def _pairs_around(onset: pl.DataFrame) -> pl.DataFrame:
+    """Candidate pulses (onset_day, pulse_end_day) per tank and end day: the likeliest
+    onset (``onset``: :func:`processors.onset.likeliest` rows) as the start or the end,
+    the other day any candidate at least ``PULSE_MIN_DAYS`` away."""
+    first = pl.col("end_day") - WINDOW_DAYS + 1
+    other = pl.DataFrame({"_k": ONSETS}, schema={"_k": pl.Int64})
+    best = onset.select(*wetstock.TANK, "end_day", _c=pl.col("onset_day")).join(other,
+                                                                               how="cross")
+    day = first + pl.col("_k")
+    after = best.filter(day - pl.col("_c") >= PULSE_MIN_DAYS).select(
+        *wetstock.TANK, "end_day", onset_day="_c", pulse_end_day=day)
+    before = best.filter(pl.col("_c") - day >= PULSE_MIN_DAYS).select(
+        *wetstock.TANK, "end_day", onset_day=day, pulse_end_day="_c")
+    return pl.concat([after, before])
+
+
+def _fails(lower: str, se: str, settings: Settings) -> pl.Expr:
+    """A change test fails when its lower bound exceeds the legal error and it is precise
+    enough to tell a meter from time and from the other dispensers (standard error at
+    most half the legal error): a dispenser selling at a steady rate round the clock
+    looks like a leak, and its gain is then large and loose."""
+    threshold = settings.persistent_gain_threshold_pct
+    return ((pl.col(lower) > threshold) & (pl.col(se) <= threshold / 2)).fill_null(False)
+
+
+def _onsets(fits: pl.DataFrame, slots: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Per dispenser and end day, the gain its meter took on at the onset of each tank
+    it draws from where the onset model is believed (``fits``: :func:`_changes`):
     onset_day, onset_gain_pct, onset_standard_error_pct, onset_lower_pct, and
     before_onset_gain_pct, before_onset_standard_error_pct, before_onset_lower_pct (the
-    gain until the onset), and ``onset_fails``: either lower bound exceeds the legal
-    error with a standard error at most half of it, with enough hours on both sides of
-    the onset."""
-    # a leak that starts the same day is time's change, not the dispensers': without its
-    # own onset term it would be read as gains
-    ramps = ["t_h", *[f"x{k}_20_l" for k in range(1, wetstock.SLOTS + 1)]]
-    fits = onset_fits(rows, wetstock.TANK, wetstock.XS, "y_20_l", ends, WINDOW_DAYS, ramps,
-                      ONSETS)  # fmt: skip
-    fits = fits.filter((pl.col("n_after") >= ONSET_MIN_HOURS)
-                       & (pl.col("n") - pl.col("n_after") >= ONSET_MIN_HOURS))  # fmt: skip
-    # each tank's likeliest onset, if it pays for a change of every dispenser's gain; a
-    # dispenser drawing from several tanks pools them, dated by its best-determined tank
-    alone = slots.filter(~pl.col("shared")).group_by(wetstock.TANK).agg(_q=pl.len() + 1)
-    fits = likeliest(fits.join(alone, on=wetstock.TANK), whole, wetstock.TANK, pl.col("_q"))
-    fits = fits.filter("onset_selected")
+    gain until the onset), and ``onset_fails``: either fails (:func:`_fails`)."""
+    # a dispenser drawing from several tanks pools them, dated by its best-determined tank
     by = ("end_day", "onset_day")
     tank = _per_tank(fits, slots, by, prefix="o_")
     dated = tank.sort("se").group_by(*DISPENSER, "end_day").agg(pl.col("onset_day").first())
     after = _pooled(tank, ["end_day"], settings).join(dated, on=[*DISPENSER, "end_day"])
     before = _pooled(_per_tank(fits, slots, by), ["end_day"], settings)
-    _, z = split_alpha(settings.persistent_gain_false_alarm_pct)
+    _, z, _ = _zs(settings)
     gain_pct, se_pct = _as_pct(pl.col("gain"), pl.col("se"))
     tests = after.select(
         *DISPENSER, "end_day", "onset_day", onset_gain_pct=gain_pct,
@@ -198,17 +284,42 @@ def _onsets(rows: pl.DataFrame, ends: pl.DataFrame, slots: pl.DataFrame, whole: 
         - z * pl.col("before_onset_standard_error_pct"),
     ).filter(pl.col("onset_lower_pct").is_finite())  # fmt: skip
     # A gain taken on at the onset, or one the meter had until then (a fraud that ended:
-    # the change is then negative) — each precise enough to tell a meter from time and
-    # from the other dispensers: a dispenser selling at a steady rate round the clock
-    # looks like a leak, and its gain is then large and loose.
-    threshold = settings.persistent_gain_threshold_pct
-
-    def fails(lower: str, se: str) -> pl.Expr:
-        return ((pl.col(lower) > threshold) & (pl.col(se) <= threshold / 2)).fill_null(False)
-
+    # the change is then negative).
     return tests.with_columns(
-        onset_fails=fails("onset_lower_pct", "onset_standard_error_pct")
-        | fails("before_onset_lower_pct", "before_onset_standard_error_pct")
+        onset_fails=_fails("onset_lower_pct", "onset_standard_error_pct", settings)
+        | _fails("before_onset_lower_pct", "before_onset_standard_error_pct", settings)
+    )
+
+
+def _pulses(fits: pl.DataFrame, slots: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Per dispenser and end day, the gain its meter had during the pulse of each tank it
+    draws from where the pulse model is believed (``fits``: :func:`_changes`), pooled
+    over those tanks and dated by its best-determined one: pulse_start_day,
+    pulse_end_day (the first day back to the old gain), pulse_last_day (the day before),
+    pulse_gain_pct (the meter error during the pulse, not the change: the legal limit
+    bounds the error), pulse_standard_error_pct, pulse_lower_pct (Bonferroni over
+    :data:`PULSE_PAIRS`) and ``pulse_fails`` (:func:`_fails`)."""
+    during: dict[str, pl.Expr] = {}
+    for v in GAINS:
+        gain, se = during_pulse(fits, v)
+        during |= {f"b_during_{v}": gain, f"se_during_{v}": se}
+    by = ("end_day", "onset_day", "pulse_end_day")
+    tank = _per_tank(fits.with_columns(**during), slots, by, prefix="during_")
+    dated = tank.sort("se").group_by(*DISPENSER, "end_day").agg(
+        pl.col("onset_day", "pulse_end_day").first()
+    )
+    pooled = _pooled(tank, ["end_day"], settings).join(dated, on=[*DISPENSER, "end_day"])
+    _, _, z = _zs(settings)
+    gain_pct, se_pct = _as_pct(pl.col("gain"), pl.col("se"))
+    tests = pooled.select(
+        *DISPENSER, "end_day", "pulse_end_day", pulse_start_day="onset_day",
+        pulse_last_day=pl.col("pulse_end_day") - 1, pulse_gain_pct=gain_pct,
+        pulse_standard_error_pct=se_pct,
+    ).with_columns(
+        pulse_lower_pct=pl.col("pulse_gain_pct") - z * pl.col("pulse_standard_error_pct"),
+    ).filter(pl.col("pulse_lower_pct").is_finite())  # fmt: skip
+    return tests.with_columns(
+        pulse_fails=_fails("pulse_lower_pct", "pulse_standard_error_pct", settings)
     )
 
 
@@ -218,8 +329,10 @@ def detect(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
         return no_findings()
     episodes = monthly_episodes(results, DISPENSER, pl.col("result") == "fail",
                                          WINDOW_DAYS)  # fmt: skip
-    by_onset = pl.col("failed_by") == "onset"
-    lower = pl.when(by_onset).then(pl.col("onset_lower_pct")).otherwise(pl.col("lower_pct"))
+    test = pl.col("failed_by")
+    lower = (pl.when(test == "pulse").then(pl.col("pulse_lower_pct"))
+             .when(test == "onset").then(pl.col("onset_lower_pct")).otherwise(pl.col("lower_pct")))
+    by_pulse = test == "pulse"  # fmt: skip
     critical = lower >= settings.persistent_gain_critical_pct
     episodes = episodes.with_columns(
         subject=pl.col("dispenser_id"),
@@ -231,11 +344,17 @@ def detect(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
         pl.lit(settings.persistent_gain_threshold_pct).alias("threshold_pct"),
         "sales_20_l", "excess_20_l", pl.lit(WINDOW_DAYS).alias("window_days"), "days",
         "hours", pl.col("failed_by").alias("test"),
-        wetstock.day_date(pl.col("onset_day")).alias("onset_day"), "onset_gain_pct",
+        wetstock.day_date(pl.when(by_pulse).then(pl.col("pulse_start_day"))
+                          .otherwise(pl.col("onset_day"))).alias("onset_day"),
+        "onset_gain_pct",
         "onset_standard_error_pct", "onset_lower_pct", "before_onset_gain_pct",
         "before_onset_standard_error_pct", "before_onset_lower_pct", "onset_sales_20_l",
         (pl.col("onset_sales_20_l") * pl.col("onset_gain_pct")
          / (100.0 + pl.col("onset_gain_pct"))).alias("onset_excess_20_l"),
+        wetstock.day_date(pl.col("pulse_end_day")).alias("pulse_end_day"), "pulse_gain_pct",
+        "pulse_standard_error_pct", "pulse_lower_pct", "pulse_sales_20_l",
+        (pl.col("pulse_sales_20_l") * pl.col("pulse_gain_pct")
+         / (100.0 + pl.col("pulse_gain_pct"))).alias("pulse_excess_20_l"),
         wetstock.day_start(pl.col("last_day") - WINDOW_DAYS + 1).alias("test_start_at"),
         wetstock.day_start(pl.col("last_day") + 1).alias("test_end_at"),
         wetstock.day_date(pl.col("first_day")).alias("first_day"),
@@ -245,6 +364,19 @@ def detect(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
 
 
 def describe(e: dict[str, Any]) -> str:
+    if e.get("test") == "pulse":
+        return (f"Dispenser {e['dispenser_id']} (tanks {', '.join(e['tanks'])}): from about "
+                f"{e['onset_day']} until about {e['pulse_end_day']} its sales exceeded what "
+                f"left the tanks by {e['pulse_gain_pct']:.2f} % ± "
+                f"{e['pulse_standard_error_pct']:.2f} (standard error; lower bound "
+                f"{e['pulse_lower_pct']:.2f} %, the pulse tests together at "
+                f"{e['confidence_pct']:.0f} % confidence), beyond the legal "
+                f"±{e['threshold_pct']:.1f} %, and not before or after, in the "
+                f"{e['window_days']} days to {e['last_day']}: about "
+                f"{e['pulse_excess_20_l']:.0f} L at 20 °C of {e['pulse_sales_20_l']:.0f} L "
+                f"sold in that time were never dispensed. Failed on {e['result_days']} day(s) "
+                f"from {e['first_day']}. Check the meter with a standard measure, inspect its "
+                f"calibration seal and ask who set it and who set it back.")  # fmt: skip
     if e.get("test") == "onset" and e["onset_lower_pct"] <= e["threshold_pct"]:
         return (f"Dispenser {e['dispenser_id']} (tanks {', '.join(e['tanks'])}): until about "
                 f"{e['onset_day']} its sales exceeded what left the tanks by "

@@ -138,7 +138,7 @@ def evaluate(frames: Frames, settings: Settings, scope: Scope) -> pl.DataFrame:
                                     WINDOW_DAYS)  # fmt: skip
         onsets = onset_fits(rows, wetstock.TANK, wetstock.XS, "y_20_l", days, WINDOW_DAYS,
                             ["t_h"], ONSETS)  # fmt: skip
-        best = likeliest(onsets, fits, wetstock.TANK, pl.lit(1))
+        best = likeliest(onsets, fits, wetstock.TANK, pl.lit(1), ONSET_MIN_HOURS)
         return with_onset(classify(fits, settings), classify_onsets(best, settings))
 
     first = run(recent)
@@ -154,6 +154,18 @@ def split_alpha(false_alarm_pct: float) -> tuple[float, float]:
     tank that does not leak fails either with probability ≤ ``false_alarm_pct``."""
     half = false_alarm_pct / 2
     return z_score(half), z_score(half / len(ONSETS))
+
+
+def split_alpha_with_pulses(false_alarm_pct: float, pulse_pairs: int) -> tuple[float, float, float]:
+    """The one-sided z of the whole-window test, of each onset test and of each pulse test
+    (a change on one day, reverted on a later one: ``pulse_pairs`` candidate pairs): the
+    whole-window test keeps half the false-alarm rate, and the onset and the pulse
+    families share the other half equally, each split among its candidates
+    (Bonferroni), so that a dispenser or tank that is sound fails any of them with
+    probability ≤ ``false_alarm_pct``."""
+    quarter = false_alarm_pct / 4
+    return (z_score(2 * quarter), z_score(quarter / len(ONSETS)),
+            z_score(quarter / pulse_pairs))  # fmt: skip
 
 
 def classify(fits: pl.DataFrame, settings: Settings) -> pl.DataFrame:
@@ -185,16 +197,14 @@ def classify(fits: pl.DataFrame, settings: Settings) -> pl.DataFrame:
 
 def classify_onsets(fits: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """Per tank and end day, the likeliest onset (:func:`processors.onset.likeliest` rows,
-    ramp ``t_h``): onset_day, onset_rate_l_h (the rate added from that day on),
-    onset_standard_error_l_h, onset_lower_l_h, and ``onset_fails``: the onset model is
-    selected, has enough hours on both sides of the onset, and that bound exceeds the
-    threshold."""
+    ramp ``t_h``, chosen among the onsets with ``ONSET_MIN_HOURS`` on both sides):
+    onset_day, onset_rate_l_h (the rate added from that day on), onset_standard_error_l_h,
+    onset_lower_l_h, and ``onset_fails``: the onset model is selected and that bound
+    exceeds the threshold."""
     _, z = split_alpha(settings.slow_leak_false_alarm_pct)
     rate = pl.when(pl.col("b_o_t_h").is_finite()).then(-pl.col("b_o_t_h"))
     se = pl.when(pl.col("se_o_t_h").is_finite()).then(pl.col("se_o_t_h"))
-    valid = ((pl.col("days") >= settings.wetstock_min_days) & (pl.col("dof") >= MIN_DOF)
-             & (pl.col("n_after") >= ONSET_MIN_HOURS)
-             & (pl.col("n") - pl.col("n_after") >= ONSET_MIN_HOURS))  # fmt: skip
+    valid = (pl.col("days") >= settings.wetstock_min_days) & (pl.col("dof") >= MIN_DOF)
     tests = fits.with_columns(onset_rate_l_h=rate, onset_standard_error_l_h=se).with_columns(
         onset_lower_l_h=pl.col("onset_rate_l_h") - z * pl.col("onset_standard_error_l_h")
     ).filter(valid & pl.col("onset_lower_l_h").is_not_null() & pl.col("onset_selected"))

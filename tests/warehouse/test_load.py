@@ -131,6 +131,37 @@ def test_a_duplicate_in_a_later_batch_is_counted_not_stored(
     ]
 
 
+def reading(minute: int, offset: int, level_mm: float = 1200.0) -> dict[str, Any]:
+    return {"station_id": "LN-SY-0001", "tank_id": "T1", "product": "gasoline_92",
+            "read_at": T0_MS + minute * 60_000, "level_mm": level_mm, "volume_l": 15000.0,
+            "water_mm": 0.0, "temperature_c": 12.0, "src_partition": 0, "src_offset": offset,
+            "src_index": 0}  # fmt: skip
+
+
+def test_a_key_timestamp_bounds_the_check_but_misses_no_stored_key(
+    con: duckdb.DuckDBPyConnection, db: Path
+) -> None:
+    """A tank reading's key holds its timestamp: the check of stored keys reads only the
+    batch's time range (``_key_bounds``). Re-sent readings at both ends of that range are
+    still found, as a duplicate and as a conflict; new readings around them load."""
+    first = load(con, db, batch(tank_reading=[reading(m, m) for m in range(0, 60, 10)]))
+    assert first.loaded["tank_reading"] == 6
+    # the batch's earliest and latest readings are the re-sent ones: the range is closed
+    later = [reading(50, 100), reading(25, 101), reading(0, 102, level_mm=1300.0),
+             reading(5, 103)]  # fmt: skip
+    second = load(con, db, batch(tank_reading=later))
+    assert (second.loaded["tank_reading"], second.duplicates["tank_reading"],
+            second.conflicts["tank_reading"]) == (2, 1, 1)  # fmt: skip
+    assert rows(con, "SELECT natural_key, fields_differing FROM key_conflict") == [
+        ("LN-SY-0001|T1|2026-11-20 08:00:00+00", ["level_mm"])
+    ]
+    assert count(con, "tank_reading") == 8
+    # the usual case: nothing repeats, nothing stored; loaded whole, nothing counted
+    third = load(con, db, batch(tank_reading=[reading(m, 200 + m) for m in range(60, 70)]))
+    assert (third.loaded["tank_reading"], +third.duplicates, +third.conflicts) == (10, {}, {})
+    assert count(con, "ingest_duplicate") == 1 and count(con, "key_conflict") == 1
+
+
 @pytest.mark.parametrize("same_batch", [True, False])
 def test_same_key_other_content_is_a_conflict(
     con: duckdb.DuckDBPyConnection, db: Path, same_batch: bool

@@ -8,7 +8,7 @@ as the legal definition (and the simulator's ``calibration_fraud``) has it.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -91,6 +91,51 @@ def test_a_tampering_that_ended_in_the_window_is_found_by_the_gain_before() -> N
     assert e["before_onset_lower_pct"] > e["threshold_pct"]
     text = describe({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in e.items()})
     assert text.startswith(f"Dispenser D2 (tanks T1): until about {e['onset_day'].isoformat()}")
+
+
+def _local_day(tank_day: int) -> date:
+    """The local date on which ``tank_hours``'s day ``tank_day`` starts (08:00 local)."""
+    return (T0 + tank_day * DAY + timedelta(hours=8)).date()
+
+
+def test_a_fraud_put_on_and_taken_off_in_the_window_is_found_on_its_dispenser() -> None:
+    """D1 (selling round the clock) records 0.8 % too much from day 8 until day 20 of
+    31, on a tank it shares with D2 (daytime): one change day cannot model that; the
+    pulse model finds both days and puts the gain on D1, and D2 is not flagged."""
+    frames = tank_hours(31, noise_l=1.0, gains_pct={"D1": 0.8}, gains_from_day=8,
+                        gains_until_day=20, seed=5, deliveries_at=(150, 400, 610))  # fmt: skip
+    [row] = detect(frames, Settings(), _scope()).to_dicts()
+    e = row["evidence"]
+    assert (row["subject"], e["test"]) == ("D1", "pulse")
+    # the fraud starts and stops at 08:00 local: the first whole local day is either side
+    assert e["onset_day"] in (_local_day(8), _local_day(9))
+    assert e["pulse_end_day"] in (_local_day(20), _local_day(21))
+    assert e["pulse_gain_pct"] == pytest.approx(0.8, abs=0.15)
+    assert e["pulse_lower_pct"] > e["threshold_pct"]
+    assert e["pulse_standard_error_pct"] <= e["threshold_pct"] / 2
+    during = frames["sales"].filter(
+        pl.col("dispenser_id") == "D1",
+        pl.col("hour") >= (e["onset_day"] - T0.date()).days * 24 - 8 + H0,
+        pl.col("hour") < (e["pulse_end_day"] - T0.date()).days * 24 - 8 + H0,
+    )  # fmt: skip
+    assert e["pulse_sales_20_l"] == pytest.approx(during["sold_20_l"].sum())
+    assert e["pulse_excess_20_l"] == pytest.approx(
+        e["pulse_sales_20_l"] * e["pulse_gain_pct"] / (100 + e["pulse_gain_pct"]))
+    text = describe({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in e.items()})
+    assert text.startswith(f"Dispenser D1 (tanks T1): from about {e['onset_day'].isoformat()} "
+                           f"until about {e['pulse_end_day'].isoformat()} its sales exceeded")
+
+
+def test_honest_meters_on_a_clean_tank_raise_no_pulse() -> None:
+    """Legal meter errors and gauge noise, no change: the pulse and onset models do not
+    pay for themselves, or fail no test, on any day."""
+    for seed in (5, 6, 7):
+        frames = tank_hours(31, noise_l=2.0, seed=seed, gains_pct={"D1": 0.2, "D2": -0.25},
+                            deliveries_at=(150, 400, 610))  # fmt: skip
+        results = evaluate(frames, Settings(), _scope())
+        assert (results["result"] == "pass").all(), seed
+        assert results["pulse_gain_pct"].is_null().all(), seed  # the model is not believed
+        assert detect(frames, Settings(), _scope()).is_empty(), seed
 
 
 def test_a_leak_that_starts_in_the_window_is_not_read_as_gains() -> None:
