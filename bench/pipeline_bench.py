@@ -23,7 +23,7 @@ One embedded Tansu (memory storage) serves every phase, each on its own topic pr
    fires on that one record; each event has its own station, seeded with one clean sale
    before the window); the client polls ``GET /api/v1/anomalies?rule=totalizer_gap``
    every 200 ms: flagged − sent. Bounded below by ``FUELTRACE_ANALYSIS_INTERVAL_S``
-   (30 s by default; ``--analysis-interval-s`` overrides it for serve);
+   (5 s by default; ``--analysis-interval-s`` overrides it for serve);
 4. backfill — ``simulator.generate_province`` for one day with a tank reading a minute
    (≈4,850 records a station-day), stations chosen to give ``--backfill-records``,
    pushed as the gateway does (Avro containers of 500 records of one station); then a
@@ -141,7 +141,8 @@ def drain_child(spec: dict[str, Any]) -> int:
 
     out: dict[str, Any] = {"t_start": time.time()}
     settings = Settings(**spec["settings"])
-    ingest = Ingest(settings, settings.bootstrap or "", connect(settings.db))
+    ingest = Ingest(settings, settings.bootstrap or "",
+                    connect(settings.db, memory_limit=settings.db_memory_limit))  # fmt: skip
     try:
         summary = ingest.run(until_idle=True)
         out["t_ingested"] = time.time()
@@ -647,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         "--analysis-interval-s",
         type=float,
         default=None,
-        help="FUELTRACE_ANALYSIS_INTERVAL_S for serve (default: the setting's, 30)",
+        help="FUELTRACE_ANALYSIS_INTERVAL_S for serve (default: the setting's, 5)",
     )
     p.add_argument(
         "--backfill-records",

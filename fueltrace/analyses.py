@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -13,6 +15,34 @@ from fueltrace.settings import Settings
 from processors import anomalies, traceability
 from warehouse import cases
 from warehouse.connection import translate
+
+#: The most of a running pipeline's time the analyses may take: after a run of ``d``
+#: seconds the next waits at least ``d / ANALYSIS_SHARE`` from its start. A quiet
+#: pipeline analyses every ``FUELTRACE_ANALYSIS_INTERVAL_S`` (a finding within seconds);
+#: one draining a flood, whose analyses grow with every batch, still loads ≥ 75 % of the
+#: time instead of analysing between every two batches.
+ANALYSIS_SHARE = 0.25
+
+
+@dataclass
+class AnalysisSchedule:
+    """When a running pipeline brings the analyses up to date next: ``interval_s`` after
+    the last run started, or later if that run was long (:data:`ANALYSIS_SHARE`)."""
+
+    interval_s: float
+    started: float = -math.inf  # time.monotonic() of the last run's start
+    took_s: float = 0.0
+
+    def wait_s(self) -> float:
+        """The least time between two starts, given the last run's duration."""
+        return max(self.interval_s, self.took_s / ANALYSIS_SHARE)
+
+    def due(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return now - self.started >= self.wait_s()
+
+    def ran(self, started: float, took_s: float) -> None:
+        self.started, self.took_s = started, took_s
 
 
 @dataclass

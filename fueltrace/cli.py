@@ -86,7 +86,7 @@ def cmd_push(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from fueltrace.analyses import run_analyses
+    from fueltrace.analyses import AnalysisSchedule, run_analyses
     from ingest.consumer import open_ingest
     from ingest.kafka_client import resolve_bootstrap
     from ingest.topics import ensure_topics
@@ -101,13 +101,13 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         start_http_server(settings.metrics_port)
         print(f"metrics at http://127.0.0.1:{settings.metrics_port}/metrics", flush=True)
     ingest = open_ingest(settings, bootstrap)
-    last_analysis = time.monotonic()
+    schedule = AnalysisSchedule(settings.analysis_interval_s, started=time.monotonic())
 
     def analyse_now_and_then(_: object) -> None:
-        nonlocal last_analysis
-        if time.monotonic() - last_analysis >= settings.analysis_interval_s:
+        if schedule.due():
+            started = time.monotonic()
             run_analyses(ingest.con, settings)
-            last_analysis = time.monotonic()
+            schedule.ran(started, time.monotonic() - started)
 
     try:
         summary = ingest.run(until_idle=args.until_idle, should_stop=stop.is_set,

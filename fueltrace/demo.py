@@ -227,7 +227,7 @@ def run_demo(settings: Settings, *, stations: int = 24, depots: int = 3, days: f
         _push_province(settings, bootstrap, directory, started, records)
         _push_trouble(settings, bootstrap, directory, started, records)
 
-        ingest = Ingest(settings, bootstrap, connect(db))
+        ingest = Ingest(settings, bootstrap, connect(db, memory_limit=settings.db_memory_limit))
         open_ingests = [ingest]
 
         def close_ingests() -> None:

@@ -524,4 +524,5 @@ def open_ingest(settings: Settings, bootstrap: str, db: Path | None = None) -> I
     """An :class:`Ingest` over the warehouse at ``db`` (default: settings.db)."""
     from warehouse.connection import connect
 
-    return Ingest(settings, bootstrap, connect(db or settings.db))
+    return Ingest(settings, bootstrap,
+                  connect(db or settings.db, memory_limit=settings.db_memory_limit))  # fmt: skip

@@ -162,9 +162,11 @@ def _probe(path: Path) -> None:
 
 
 def connect(
-    path: Path | str, *, read_only: bool = False, threads: int | None = None
-) -> duckdb.DuckDBPyConnection:
-    """Open (creating and migrating if needed) the warehouse at ``path``."""
+    path: Path | str, *, read_only: bool = False, threads: int | None = None,
+    memory_limit: str | None = None,
+) -> duckdb.DuckDBPyConnection:  # fmt: skip
+    """Open (creating and migrating if needed) the warehouse at ``path``; ``memory_limit``
+    (a validated size, ``Settings.db_memory_limit``) bounds DuckDB's memory."""
     path = Path(path)
     on_disk = str(path) != ":memory:"
     if read_only and on_disk and not path.exists():
@@ -183,6 +185,8 @@ def connect(
         con.execute("SET TimeZone = 'UTC'")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            con.execute("SET memory_limit = $limit", {"limit": memory_limit})
         if not read_only:
             con.execute("SET checkpoint_threshold = '1TB'")  # see checkpoint()
             migrate(con, path)

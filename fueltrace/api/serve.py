@@ -3,7 +3,8 @@ process.
 
 One DuckDB connection: the pipeline thread owns it — it consumes and loads (the
 ingest's own loader thread, strictly in turn), and, at most every
-``FUELTRACE_ANALYSIS_INTERVAL_S``, brings the analyses up to date (they refresh the
+``FUELTRACE_ANALYSIS_INTERVAL_S`` (later after a long run:
+:class:`fueltrace.analyses.AnalysisSchedule`), brings the analyses up to date (they refresh the
 warehouse gauges), opens and reopens cases and forgets old gateway receipts. HTTP
 requests read and write through cursors of it (:mod:`fueltrace.api.db`).
 
@@ -31,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 import uvicorn
 
 from fueltrace import metrics
-from fueltrace.analyses import run_analyses
+from fueltrace.analyses import AnalysisSchedule, run_analyses
 from fueltrace.api.app import create_app
 from fueltrace.errors import BrokerUnavailable, FuelTraceError, TransientError
 from fueltrace.settings import Settings
@@ -65,7 +66,7 @@ class Pipeline(threading.Thread):
         self.connected = False
         self._away: BrokerUnavailable | None = None  # set by _tick: the broker went away
         self._checked_at = float("-inf")
-        self._last_analysis = float("-inf")
+        self.schedule = AnalysisSchedule(settings.analysis_interval_s)
         self._unassigned_since: float | None = None
         self._warned_at = float("-inf")
 
@@ -75,25 +76,26 @@ class Pipeline(threading.Thread):
     def analyse(self) -> None:
         """Analyses (with their metrics), cases, receipts: a failure is logged, and is not
         fatal to the ingest."""
-        self._last_analysis = time.monotonic()
         con, now = self.ingest.con, datetime.now(UTC)
+        started = time.monotonic()
         try:  # run_analyses times its jobs and refreshes the warehouse gauges itself
-            started = time.perf_counter()
             result = run_analyses(con, self.settings, now)
-            total = time.perf_counter() - started
             synced = result.cases
             prune_receipts(con, now, timedelta(hours=self.settings.gateway_idempotency_ttl_h))
+            self.schedule.ran(started, time.monotonic() - started)
             metrics.HEALTHY.labels("analyses").set(1)
             log.info("analyses done duration_s=%.2f raised=%d resolved=%d cases_opened=%d "
-                     "cases_reopened=%d", total, result.anomalies.raised,
-                     result.anomalies.resolved, synced.opened, synced.reopened)  # fmt: skip
+                     "cases_reopened=%d next_in_s=%.1f", self.schedule.took_s,
+                     result.anomalies.raised, result.anomalies.resolved, synced.opened,
+                     synced.reopened, self.schedule.wait_s())  # fmt: skip
         except Exception as exc:
+            self.schedule.ran(started, time.monotonic() - started)
             metrics.HEALTHY.labels("analyses").set(0)
             log.error("analyses failed error=%s: %s (retried in %g s)", type(exc).__name__, exc,
-                      self.settings.analysis_interval_s, exc_info=exc)  # fmt: skip
+                      self.schedule.wait_s(), exc_info=exc)  # fmt: skip
 
     def _due(self) -> bool:
-        return time.monotonic() - self._last_analysis >= self.settings.analysis_interval_s
+        return self.schedule.due()
 
     def _watch_assignment(self) -> None:
         """Warn (every ``NO_PARTITIONS_WARN_S``) while the group gives this process no
