@@ -14,7 +14,7 @@ from fueltrace.observe import refresh_gauges
 from fueltrace.settings import Settings
 from processors import anomalies, traceability
 from warehouse import cases
-from warehouse.connection import translate
+from warehouse.connection import memory_limit, translate
 
 #: The most of a running pipeline's time the analyses may take: after a run of ``d``
 #: seconds the next waits at least ``d / ANALYSIS_SHARE`` from its start. A quiet
@@ -61,16 +61,21 @@ def run_analyses(con: duckdb.DuckDBPyConnection, settings: Settings,
     ``fueltrace_analysis_duration_seconds{job}``."""
     clock = now or datetime.now(UTC)
     try:
-        with metrics.ANALYSIS_DURATION.labels("traceability").time():
-            traced = traceability.run(con, settings, clock)
-        failpoints.hit("analysis", settings.debug_failpoint)  # traceability committed
-        with metrics.ANALYSIS_DURATION.labels("anomalies").time():
-            found = anomalies.run(con, settings, clock)
-        with metrics.ANALYSIS_DURATION.labels("cases").time():
-            synced = cases.sync_cases(con, clock)
-        with metrics.ANALYSIS_DURATION.labels("observe").time():
-            refresh_gauges(con, settings, clock)
+        with memory_limit(con, settings.analysis_memory_limit, settings.db_memory_limit):
+            return _run(con, settings, clock)
     except duckdb.Error as exc:  # a full disk, a damaged block: said as the warehouse's
         raise translate(exc, settings.db) from exc
+
+
+def _run(con: duckdb.DuckDBPyConnection, settings: Settings, clock: datetime) -> AnalysesResult:
+    with metrics.ANALYSIS_DURATION.labels("traceability").time():
+        traced = traceability.run(con, settings, clock)
+    failpoints.hit("analysis", settings.debug_failpoint)  # traceability committed
+    with metrics.ANALYSIS_DURATION.labels("anomalies").time():
+        found = anomalies.run(con, settings, clock)
+    with metrics.ANALYSIS_DURATION.labels("cases").time():
+        synced = cases.sync_cases(con, clock)
+    with metrics.ANALYSIS_DURATION.labels("observe").time():
+        refresh_gauges(con, settings, clock)
     metrics.LAST_ANALYSIS.set_to_current_time()
     return AnalysesResult(traced, found, synced)

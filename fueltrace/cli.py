@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,7 +85,8 @@ def cmd_push(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from fueltrace.analyses import AnalysisSchedule, run_analyses
+    from fueltrace.analyses import run_analyses
+    from fueltrace.pipeline import Pipeline
     from ingest.consumer import open_ingest
     from ingest.kafka_client import resolve_bootstrap
     from ingest.topics import ensure_topics
@@ -101,17 +101,15 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         start_http_server(settings.metrics_port)
         print(f"metrics at http://127.0.0.1:{settings.metrics_port}/metrics", flush=True)
     ingest = open_ingest(settings, bootstrap)
-    schedule = AnalysisSchedule(settings.analysis_interval_s, started=time.monotonic())
-
-    def analyse_now_and_then(_: object) -> None:
-        if schedule.due():
-            started = time.monotonic()
-            run_analyses(ingest.con, settings)
-            schedule.ran(started, time.monotonic() - started)
-
     try:
-        summary = ingest.run(until_idle=args.until_idle, should_stop=stop.is_set,
-                             on_batch=None if args.until_idle else analyse_now_and_then)
+        if args.until_idle:
+            summary = ingest.run(until_idle=True, should_stop=stop.is_set)
+        else:  # in the foreground, as serve runs it: analyses, and a broker that goes away
+            running = Pipeline(settings, ingest, stop, stop.set)
+            running.run()
+            if running.failed is not None:
+                raise running.failed
+            summary = ingest.summary
         result = run_analyses(ingest.con, settings)
         print_summary(ingest.con, summary)
         trace, found = result.traceability, result.anomalies

@@ -6,6 +6,7 @@ test checks the README lists every one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Self
 
@@ -20,6 +21,24 @@ LicenceKind = Literal["retail_approval", "hazardous_chemicals", "business_licenc
 _HOST = r"\s*([A-Za-z_]+://)?(\[[0-9A-Fa-f:.]+\]|[^\s,:/\[\]]+)(:\d{1,5})?\s*"
 #: [PROTOCOL://]host[:port] or [IPv6]:port, comma-separated: what Kafka clients take.
 _BOOTSTRAP = rf"^{_HOST}(,{_HOST})*$"
+
+
+#: The least DuckDB memory limit fueltrace accepts: a 20 000-record batch and a checkpoint
+#: of the 16 MiB log needed ≈ 48 MB (tests/warehouse/test_memory_limit.py).
+MIN_DB_MEMORY_BYTES = 64 * 1000**2
+_UNITS = {"KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+          "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}  # fmt: skip
+
+
+def size_bytes(size: str) -> int:
+    """Bytes of a size as DuckDB takes it (``128MB``, ``1.5 GiB``: :data:`_SIZE`)."""
+    number, unit = re.fullmatch(r"([0-9.]+)\s?([KMGT]i?B)", size).groups()  # type: ignore[union-attr]
+    return int(float(number) * _UNITS[unit])
+
+
+#: A memory size DuckDB takes.
+_SIZE = r"^[1-9][0-9]{0,8}(\.[0-9]+)?\s?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+_SIZE_ACCEPTS = "a size: 128MB, 1.5GB, 512MiB"
 
 
 class Settings(BaseSettings):
@@ -39,14 +58,19 @@ class Settings(BaseSettings):
         description="DuckDB warehouse file. Default under ./data so a checkout is self-contained.",
     )
     db_memory_limit: str = Field(
-        default="256MB", pattern=r"^[1-9][0-9]{0,8}(\.[0-9]+)?\s?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
-        json_schema_extra={"accepts": "a size: 256MB, 1.5GB, 512MiB"},
+        default="128MB", pattern=_SIZE, json_schema_extra={"accepts": _SIZE_ACCEPTS},
         description="DuckDB's memory limit in a process that writes the warehouse (ingest, "
-        "serve, demo): its buffer cache of table blocks stays within it, so memory is flat "
-        "however large the warehouse grows (beyond it, DuckDB re-reads from the file or "
-        "spills to FUELTRACE_DB.tmp). DuckDB's own default, 80 % of RAM, let a 10-million-"
-        "record backlog grow the ingest by 34 MiB per million records. Measured in "
-        "docs/BENCHMARKS.md.",
+        "serve, demo), outside the analyses: DuckDB keeps every table block it wrote or read "
+        "cached up to its limit, so with its own default (80 % of RAM) a draining backlog "
+        "grew the ingest by 33 MiB per million records; within this limit the process stays "
+        "flat however large the warehouse grows (older blocks are re-read from the file). "
+        "128 MB holds what loads and API queries touch; measured in docs/BENCHMARKS.md.",
+    )
+    analysis_memory_limit: str = Field(
+        default="", pattern=rf"{_SIZE}|^$", json_schema_extra={"accepts": _SIZE_ACCEPTS
+                                                               + ", or empty"},
+        description="DuckDB's memory limit while the analyses run (they read weeks of tank "
+        "readings at once; 64 MB ran out). Empty: DuckDB's default, 80 % of RAM.",
     )
     state_dir: Path = Field(
         default=Path("data"),
@@ -479,6 +503,14 @@ class Settings(BaseSettings):
     def _a_path(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             raise ValueError("an empty path; unset it for the default")
+        return value
+
+    @field_validator("db_memory_limit", "analysis_memory_limit")
+    @classmethod
+    def _enough_memory(cls, value: str) -> str:
+        if value and size_bytes(value) < MIN_DB_MEMORY_BYTES:
+            raise ValueError(f"{value!r} is below 64MB: a batch's transaction and a checkpoint "
+                             "need about 48 MB (below that DuckDB fails the commit)")
         return value
 
     @model_validator(mode="after")

@@ -6,11 +6,12 @@ embedded Tansu and a real Apache Kafka cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.coordinator.base import BaseCoordinator
 from kafka.errors import KafkaError, RetriableError
 
 from fueltrace.errors import BrokerUnavailable, NoBrokerConfigured, TerminalError
@@ -87,12 +88,66 @@ def producer(settings: Settings, bootstrap: str, **overrides: Any) -> KafkaProdu
         return KafkaProducer(**options)
 
 
+class _FinishedJoin:
+    """A JoinGroup+SyncGroup attempt that finished while no ``poll()`` was waiting for it,
+    shown to ``join_group_async`` as still running so that it takes the outcome."""
+
+    is_done = False  # what join_group_async checks before starting a new attempt
+
+    def __init__(self, task: Any) -> None:
+        self._task = task
+
+    def add_callback(self, f: Callable[[Any], None]) -> _FinishedJoin:
+        self._task.add_callback(f)  # the task is done: called at once (on success)
+        return self
+
+    def add_errback(self, f: Callable[[BaseException], None]) -> _FinishedJoin:
+        self._task.add_errback(f)  # … or this one, on failure
+        return self
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._task.__await__()  # done: returns or raises without waiting
+
+
+def _keep_finished_joins() -> None:
+    """Work around kafka-python 3.0.12 dropping a finished group join.
+
+    The join (JoinGroup, then SyncGroup) runs as a task on kafka-python's IO thread;
+    ``poll()`` waits for it at most its own timeout, and the next ``poll()`` re-awaits it.
+    But if the task finished *between* two polls, ``join_group_async`` sees it done and
+    sends a new JoinGroup, throwing the assignment away. Tansu holds every JoinGroup for
+    half the session timeout (1 s in the tests): when the ingest's work between its short
+    polls (analyses, the broker check) keeps covering the moment the answer arrives, each
+    round is thrown away and the next one lands in the same place — after a broker
+    restart serve logged "partitions lost", then "no partitions assigned" for good, and a
+    fresh consumer fell into the same loop. Here a finished task is handed back to
+    ``join_group_async`` as one still running, so it awaits it (at once) and uses the
+    assignment, or handles the error, exactly as if a poll had been waiting."""
+    original = BaseCoordinator.join_group_async
+    if getattr(original, "_keeps_finished_joins", False):
+        return
+
+    async def join_group_async(self: Any, timeout_ms: Any = None) -> Any:
+        task = getattr(self, "_join_task", None)
+        if task is not None and task.is_done:
+            self._join_task = _FinishedJoin(task)
+        return await original(self, timeout_ms)
+
+    join_group_async._keeps_finished_joins = True  # type: ignore[attr-defined]
+    BaseCoordinator.join_group_async = join_group_async
+
+
 def consumer(settings: Settings, bootstrap: str, **overrides: Any) -> KafkaConsumer:
     """Manual commits only: the warehouse, not Kafka, holds the authoritative offsets."""
+    _keep_finished_joins()
     options = {
         **_common(settings, bootstrap),
         "group_id": settings.group_id,
         "enable_auto_commit": False,
+        # a subscribed consumer's metadata request must not recreate a lost topic with the
+        # broker's default partition count (Tansu: 4) before ensure_topics makes it with
+        # FUELTRACE_PARTITIONS
+        "allow_auto_create_topics": False,
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,

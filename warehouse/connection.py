@@ -238,6 +238,27 @@ def checkpoint(con: duckdb.DuckDBPyConnection, path: Path | str) -> bool:
     return True
 
 
+@contextmanager
+def memory_limit(con: duckdb.DuckDBPyConnection, during: str, after: str) -> Iterator[None]:
+    """DuckDB's memory limit set to ``during`` for the block (a validated size; empty:
+    DuckDB's default, 80 % of RAM), then to ``after``. The analyses need far more than
+    the ingest's bounded buffer cache (``Settings.db_memory_limit``): their scans of weeks
+    of tank readings are pinned whole while Polars takes them. Setting ``after`` evicts
+    down to it; if queries still pin more, that waits for the next time."""
+    if during:
+        con.execute("SET memory_limit = $limit", {"limit": during})
+    else:
+        con.execute("RESET memory_limit")
+    try:
+        yield
+    finally:
+        try:
+            con.execute("SET memory_limit = $limit", {"limit": after})
+        except duckdb.Error as exc:
+            log.info("warehouse memory limit kept limit=%s wanted=%s error=\"%s\"",
+                     during or "default", after, str(exc).splitlines()[0])  # fmt: skip
+
+
 def rollback(con: duckdb.DuckDBPyConnection) -> None:
     """ROLLBACK, where there is still something to roll back: a COMMIT that failed has
     ended its transaction already."""

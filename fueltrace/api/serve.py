@@ -27,184 +27,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
-from fueltrace import metrics
-from fueltrace.analyses import AnalysisSchedule, run_analyses
 from fueltrace.api.app import create_app
-from fueltrace.errors import BrokerUnavailable, FuelTraceError, TransientError
+from fueltrace.errors import TransientError
+from fueltrace.pipeline import Pipeline, accepts_connections
 from fueltrace.settings import Settings
-from ingest.consumer import RETRY_FIRST_S, RETRY_MAX_S, Ingest, IngestSummary, open_ingest
-from ingest.embedded_broker import answers
-from ingest.kafka_client import kafka_errors, resolve_bootstrap
+from ingest.consumer import open_ingest
 from ingest.kafka_client import producer as make_producer
+from ingest.kafka_client import resolve_bootstrap
 from ingest.topics import ensure_topics
-from warehouse.access import prune_receipts
 
 log = logging.getLogger(__name__)
-#: How long the group may leave this process without a partition before it says so.
-NO_PARTITIONS_WARN_S = 30.0
-#: How often the running ingest checks that the broker still accepts connections.
-BROKER_CHECK_S = 1.0
-
-
-class Pipeline(threading.Thread):
-    """The ingest, with the analyses between its batches, in one thread."""
-
-    def __init__(self, settings: Settings, ingest: Ingest, stop: threading.Event,
-                 on_fatal: Callable[[], None], *,
-                 broker_answers: Callable[[], bool] | None = None) -> None:  # fmt: skip
-        super().__init__(name="fueltrace-pipeline", daemon=True)
-        self.settings = settings
-        self.ingest = ingest
-        self.stop = stop
-        self.on_fatal = on_fatal
-        self.broker_answers = broker_answers or (lambda: _broker_answers(ingest.bootstrap))
-        self.failed: BaseException | None = None
-        self.connected = False
-        self._away: BrokerUnavailable | None = None  # set by _tick: the broker went away
-        self._checked_at = float("-inf")
-        self.schedule = AnalysisSchedule(settings.analysis_interval_s)
-        self._unassigned_since: float | None = None
-        self._warned_at = float("-inf")
-
-    def healthy(self) -> bool:
-        return self.is_alive() and self.failed is None and self.connected
-
-    def analyse(self) -> None:
-        """Analyses (with their metrics), cases, receipts: a failure is logged, and is not
-        fatal to the ingest."""
-        con, now = self.ingest.con, datetime.now(UTC)
-        started = time.monotonic()
-        try:  # run_analyses times its jobs and refreshes the warehouse gauges itself
-            result = run_analyses(con, self.settings, now)
-            synced = result.cases
-            prune_receipts(con, now, timedelta(hours=self.settings.gateway_idempotency_ttl_h))
-            self.schedule.ran(started, time.monotonic() - started)
-            metrics.HEALTHY.labels("analyses").set(1)
-            log.info("analyses done duration_s=%.2f raised=%d resolved=%d cases_opened=%d "
-                     "cases_reopened=%d next_in_s=%.1f", self.schedule.took_s,
-                     result.anomalies.raised, result.anomalies.resolved, synced.opened,
-                     synced.reopened, self.schedule.wait_s())  # fmt: skip
-        except Exception as exc:
-            self.schedule.ran(started, time.monotonic() - started)
-            metrics.HEALTHY.labels("analyses").set(0)
-            log.error("analyses failed error=%s: %s (retried in %g s)", type(exc).__name__, exc,
-                      self.schedule.wait_s(), exc_info=exc)  # fmt: skip
-
-    def _due(self) -> bool:
-        return self.schedule.due()
-
-    def _watch_assignment(self) -> None:
-        """Warn (every ``NO_PARTITIONS_WARN_S``) while the group gives this process no
-        partition: it consumes nothing, though it answers and reports the broker up."""
-        now = time.monotonic()
-        if self.ingest.kafka.assignment():
-            self._unassigned_since = None
-            return
-        if self._unassigned_since is None:
-            self._unassigned_since = now
-        waited = now - self._unassigned_since
-        if waited >= NO_PARTITIONS_WARN_S and now - self._warned_at >= NO_PARTITIONS_WARN_S:
-            self._warned_at = now
-            log.warning("no partitions assigned waited_s=%.0f group=%s topics=%d (another "
-                        "member may hold them all, or the group coordinator does not answer)",
-                        waited, self.settings.group_id, len(self.ingest.topics))  # fmt: skip
-
-    def _broker_gone(self) -> bool:
-        """Every ``BROKER_CHECK_S``: does the broker still accept connections? kafka-python
-        itself reconnects silently, its polls just come back empty, so without this a dead
-        broker would look like a quiet one (and a restarted Tansu be read from offsets of
-        its old log)."""
-        now = time.monotonic()
-        if now - self._checked_at < BROKER_CHECK_S:
-            return False
-        self._checked_at = now
-        if self.broker_answers():
-            return False
-        self._away = BrokerUnavailable(
-            f"Kafka broker at {self.ingest.bootstrap} does not accept connections"
-        )
-        return True
-
-    def _tick(self) -> bool:
-        """Called by the ingest loop between polls: analyse when due; stop when asked, or
-        when the broker went away (the ingest then loads what it read and returns)."""
-        if self._broker_gone():
-            return True
-        self._watch_assignment()
-        if not self.stop.is_set() and self._due():
-            self.ingest.finish_load()
-            if self._due():  # finish_load may have analysed already
-                self.analyse()
-        return self.stop.is_set()
-
-    def _after_batch(self, _: IngestSummary) -> None:
-        if self._due():
-            self.analyse()
-
-    def _connect(self, attempt: int) -> None:
-        """Before the ingest (re)starts: the broker accepts connections, the topics exist
-        (a restarted Tansu has lost them), and the consumer knows the topics' current ids
-        (``Ingest.run`` compares them with the ids stored beside the warehouse offsets).
-        Anything failing here is a broker not (yet) back: transient."""
-        bootstrap = self.ingest.bootstrap
-        if not self.broker_answers():
-            raise BrokerUnavailable(f"Kafka broker at {bootstrap} does not accept connections")
-        try:
-            ensure_topics(self.settings, bootstrap)
-            with kafka_errors(bootstrap):
-                self.ingest.kafka.topics()  # a metadata request: fresh topic ids
-        except FuelTraceError as exc:
-            raise BrokerUnavailable(f"Kafka broker at {bootstrap} is not ready: {exc}") from exc
-        self.connected = True
-        metrics.HEALTHY.labels("broker").set(1)
-        metrics.HEALTHY.labels("ingest").set(1)
-        if attempt:
-            log.warning("broker back bootstrap=%s attempts=%d (partitions are put back where "
-                        "the warehouse says; a recreated topic is re-read from its beginning)",
-                        bootstrap, attempt)  # fmt: skip
-
-    def _disconnected(self, exc: TransientError, attempt: int, backoff: float) -> None:
-        self.connected = False
-        metrics.HEALTHY.labels("ingest").set(0)
-        if isinstance(exc, BrokerUnavailable):
-            metrics.HEALTHY.labels("broker").set(0)
-        log.warning("ingest interrupted error=\"%s\" attempt=%d retry_in_s=%g (the API "
-                    "answers from the warehouse meanwhile)", exc, attempt, backoff)  # fmt: skip
-
-    def run(self) -> None:
-        backoff, attempt = RETRY_FIRST_S, 0
-        while not self.stop.is_set():
-            try:
-                if not self.connected:
-                    self._connect(attempt)
-                    backoff, attempt = RETRY_FIRST_S, 0
-                self.ingest.run(should_stop=self._tick, on_batch=self._after_batch)
-                away, self._away = self._away, None
-                if away is not None:
-                    raise away
-            except TransientError as exc:
-                self._away = None
-                attempt += 1
-                self._disconnected(exc, attempt, backoff)
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, RETRY_MAX_S)
-            except BaseException as exc:
-                self.failed = exc
-                log.error("ingest stopped error=%s: %s", type(exc).__name__, exc, exc_info=exc)
-                self.on_fatal()
-                return
-
-
-def _broker_answers(bootstrap: str) -> bool:
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        if port.isdigit() and answers(host.strip("[]") or "127.0.0.1", int(port)):
-            return True
-    return False
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, *,
@@ -224,11 +59,11 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
         if server is not None:
             server.should_exit = True
 
-    pipeline = Pipeline(settings, ingest, stop, fatal)
+    pipeline = Pipeline(settings, ingest, stop, fatal, daemon=True)
     try:
         producer = make_producer(settings, bootstrap, linger_ms=0)
         app = create_app(settings, ingest.con, producer=producer, bootstrap=bootstrap,
-                         checks={"broker": lambda: _broker_answers(bootstrap),
+                         checks={"broker": lambda: accepts_connections(bootstrap),
                                  "ingest": pipeline.healthy})  # fmt: skip
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                                 timeout_graceful_shutdown=10, server_header=False)  # fmt: skip

@@ -25,6 +25,7 @@ previous sale on a nozzle, thirty days of variance) is there.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,8 +97,9 @@ class Reader:
         self.con.register("scope", scope)
         try:
             return self.con.sql(sql, params=params).pl()
-        finally:
-            self.con.unregister("scope")
+        finally:  # in a transaction the query's error aborted, this fails too: keep that error
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister("scope")
 
     def table(self, name: str) -> pl.DataFrame:
         """A whole (small, dimension) table: station, tank, nozzle, licence, depot."""

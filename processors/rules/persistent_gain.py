@@ -207,11 +207,13 @@ def _changes(rows: pl.DataFrame, ends: pl.DataFrame, slots: pl.DataFrame,
     Onset: every dispenser's gain and the time term may change on one day. Pulse: every
     dispenser's gain changes on one day and reverts on a later one (a fraud put on and
     taken off), the time term changing freely on both (a leak, starting or stopping, is
-    not read as gains). The pulse is searched by binary segmentation: one of its days is
-    the likeliest onset, the other any candidate at least ``PULSE_MIN_DAYS`` before or
-    after it — a fraud within the window has its start or its end as the best single
-    change, and ~20 pairs cost what the onsets do, where all 231 would cost ten times
-    that (the tests still count every pair the search can reach, :data:`PULSE_PAIRS`).
+    not read as gains). The pulse is searched by binary segmentation: only where the
+    likeliest onset pays for itself (a second change is looked for once a first is
+    evident: on clean tanks that is a few tank-days in a thousand, so the search costs
+    next to nothing), one of its days is that onset, the other any candidate at least
+    ``PULSE_MIN_DAYS`` before or after it — a fraud within the window has its start or
+    its end as the best single change. ~20 pairs, not all 231; the tests still count
+    every pair the search can reach (:data:`PULSE_PAIRS`).
     """
     # a leak that starts the same day is time's change, not the dispensers': without its
     # own change term it would be read as gains
@@ -221,7 +223,8 @@ def _changes(rows: pl.DataFrame, ends: pl.DataFrame, slots: pl.DataFrame,
                         ONSETS).join(used, on=wetstock.TANK)  # fmt: skip
     onset = likeliest(onsets, whole, wetstock.TANK, pl.col("_q") + 1, ONSET_MIN_HOURS)
     pulses = pulse_fits(rows, wetstock.TANK, wetstock.XS, "y_20_l", ends, WINDOW_DAYS, ["t_h"],
-                        GAINS, _pairs_around(onset)).join(used, on=wetstock.TANK)  # fmt: skip
+                        GAINS, _pairs_around(onset.filter("onset_selected"))
+                        ).join(used, on=wetstock.TANK)  # fmt: skip
     pulse = likeliest(pulses, whole, wetstock.TANK, pl.col("_q") + 2, ONSET_MIN_HOURS)
     at = [*wetstock.TANK, "end_day"]
     bics = onset.select(*at, _onset=pl.col("bic")).join(

@@ -1,4 +1,5 @@
-"""`fueltrace serve` says when the consumer group leaves it without partitions."""
+"""The running pipeline (`fueltrace serve`, `fueltrace ingest`) says when the consumer group
+leaves it without partitions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fueltrace.api import serve
+from fueltrace import pipeline
 from fueltrace.settings import Settings
 
 
@@ -23,15 +24,15 @@ class _Kafka:
 def test_a_process_without_partitions_warns_until_it_gets_some(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(serve, "NO_PARTITIONS_WARN_S", 0.0)
+    monkeypatch.setattr(pipeline, "NO_PARTITIONS_WARN_S", 0.0)
     kafka = _Kafka()
     ingest = SimpleNamespace(kafka=kafka, topics={"a": "sale", "b": "delivery"})
-    pipeline = serve.Pipeline(Settings(group_id="g1"), ingest, threading.Event(),  # type: ignore[arg-type]
-                              lambda: None)  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger=serve.__name__):
-        pipeline._watch_assignment()
+    running = pipeline.Pipeline(Settings(group_id="g1"), ingest, threading.Event(),  # type: ignore[arg-type]
+                                lambda: None)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger=pipeline.__name__):
+        running._watch_assignment()
         assert "no partitions assigned" in caplog.text and "group=g1" in caplog.text
         caplog.clear()
         kafka.held = {"a-0"}
-        pipeline._watch_assignment()
+        running._watch_assignment()
         assert caplog.text == ""

@@ -19,9 +19,10 @@ import pytest
 from fueltrace.errors import BrokerUnavailable, NoBrokerConfigured
 from fueltrace.settings import Settings
 from ingest.embedded_broker import EmbeddedBroker, answers, running_address
+from ingest.kafka_client import consumer as make_consumer
 from ingest.kafka_client import resolve_bootstrap
 from ingest.push import push_file
-from ingest.topics import all_topics, ensure_topics
+from ingest.topics import all_topics, ensure_topics, record_topics
 from tests.helpers import run_ingest, settings_env, write_jsonl
 
 pytestmark = pytest.mark.broker
@@ -136,3 +137,22 @@ def test_a_broker_that_goes_away(
         assert summary.loaded["sale"] == 0 and summary.duplicates["sale"] == 25
     finally:
         again.stop()
+
+
+def test_a_consumer_busy_between_short_polls_still_gets_its_partitions(
+    broker: EmbeddedBroker, settings: Settings
+) -> None:
+    """Tansu answers a JoinGroup after half the session timeout; a join that finishes while
+    the consumer works between polls (serve analyses, checks the broker) must still give it
+    its partitions, not start another join that finishes out of sight again, for ever
+    (kafka-python 3.0.12 without ``ingest.kafka_client._keep_finished_joins``)."""
+    kafka = make_consumer(settings, broker.bootstrap)
+    try:
+        kafka.subscribe(list(record_topics(settings)))
+        deadline = time.monotonic() + 10 * settings.session_timeout_ms / 1000
+        while not kafka.assignment() and time.monotonic() < deadline:
+            kafka.poll(timeout_ms=200)
+            time.sleep(0.5)  # the join's answer comes while we are away
+        assert len(kafka.assignment()) == len(record_topics(settings)) * settings.partitions
+    finally:
+        kafka.close(autocommit=False)
