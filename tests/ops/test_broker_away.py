@@ -158,17 +158,26 @@ def test_serve_rides_out_a_broker_that_stops_and_restarts_empty(
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        if again is not None:
-            again.stop()
-        broker.stop()
+        stop_all(process, broker, again)
     text = log_path.read_text(encoding="utf-8", errors="replace")
     assert text.count("serving at http://") == 1, text[-3000:]  # one process, never restarted
     assert not log_events(log_path, "ingest stopped")
+    assert_each_sale_once(settings, 35)
+    assert time.monotonic() - started < 90
+
+
+def stop_all(process: subprocess.Popen[bytes], *brokers: EmbeddedBroker | None) -> None:
+    """The end of a broker-away test, whatever happened: the process and both brokers."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(10)
+    for broker in brokers:
+        if broker is not None:
+            broker.stop()
+
+
+def assert_each_sale_once(settings: Settings, expected: int) -> None:
     with duckdb.connect(str(settings.db), read_only=True) as db:
         assert db.execute("SELECT count(*), count(DISTINCT txn_id) FROM sale").fetchall() == [
-            (35, 35)
+            (expected, expected)
         ]
-    assert time.monotonic() - started < 90

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from fueltrace.settings import Settings
@@ -24,7 +23,13 @@ from ingest.push import push_file
 from ingest.topics import record_topic
 from tests.api.test_serve import environment, wait_for
 from tests.helpers import write_jsonl
-from tests.ops.test_broker_away import STATION, log_events, metric
+from tests.ops.test_broker_away import (
+    STATION,
+    assert_each_sale_once,
+    log_events,
+    metric,
+    stop_all,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -67,13 +72,5 @@ def test_a_running_ingest_rereads_a_restarted_empty_broker_from_the_beginning(
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        if again is not None:
-            again.stop()
-        broker.stop()
-    with duckdb.connect(str(settings.db), read_only=True) as db:
-        assert db.execute("SELECT count(*), count(DISTINCT txn_id) FROM sale").fetchall() == [
-            (35, 35)
-        ]
+        stop_all(process, again, broker)
+    assert_each_sale_once(settings, 35)
