@@ -20,6 +20,7 @@ import duckdb
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from kafka import KafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -107,17 +108,19 @@ def create_app(settings: Settings, con: duckdb.DuckDBPyConnection, *,
                web: Path | None = WEB) -> FastAPI:  # fmt: skip
     """The service over ``con``. ``checks`` are extra readiness checks (the broker, the
     ingest thread) for /readyz; ``web`` is the directory served at / if it exists."""
-    app = FastAPI(title="fueltrace", version="1", description=DESCRIPTION,
-                  openapi_tags=[
-                      {"name": "anomalies", "description": "What the rules found."},
-                      {"name": "stations", "description": "Registry, tanks, reconciliation."},
-                      {"name": "trace", "description": "Batch ↔ sale, recalls."},
-                      {"name": "inspection", "description": "The annual inspection list."},
-                      {"name": "cases", "description": "The case workflow and audit trail."},
-                      {"name": "gateway", "description": "Stations and depots send records."},
-                      {"name": "access", "description": "Tokens."},
-                      {"name": "operations", "description": "Health and metrics."},
-                  ])  # fmt: skip
+    # FastAPIOffline: FastAPI whose /docs (Swagger UI) and /redoc load their scripts from
+    # the installed package, not a CDN — a regulator's network is often closed to the
+    # internet, and the docs must work there too
+    app = FastAPIOffline(title="fueltrace", version="1", description=DESCRIPTION, openapi_tags=[
+        {"name": "anomalies", "description": "What the rules found."},
+        {"name": "stations", "description": "Registry, tanks, reconciliation."},
+        {"name": "trace", "description": "Batch ↔ sale, recalls."},
+        {"name": "inspection", "description": "The annual inspection list."},
+        {"name": "cases", "description": "The case workflow and audit trail."},
+        {"name": "gateway", "description": "Stations and depots send records."},
+        {"name": "access", "description": "Tokens."},
+        {"name": "operations", "description": "Health and metrics."},
+    ])  # fmt: skip
     app.state.services = Services(settings=settings, warehouse=Warehouse(con),
                                   producer=producer, bootstrap=bootstrap,
                                   checks=dict(checks or {}),

@@ -357,3 +357,30 @@ def test_roles_scopes_and_errors_are_shown(tab: Any, site: Site) -> None:
         t.page.goto(f"{site.url}/#/cases")
     t.page.clock.fast_forward(31_000)
     assert "did not answer within 30 s" in t.page.get_by_role("alert").inner_text()
+
+
+def test_the_api_docs_render_with_no_internet(browser: Any, site: Site) -> None:
+    """/docs is Swagger UI from the installed swagger-ui-bundle: every request stays on the
+    service (FastAPI's default loads it from a CDN, blank on a closed network)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    outside: list[str] = []
+
+    def only_the_service(route: Any) -> None:
+        if route.request.url.startswith(site.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_service)
+    try:
+        page = context.new_page()
+        page.goto(f"{site.url}/docs")
+        page.wait_for_selector(".swagger-ui .info .title", timeout=WAIT_MS)
+        assert "fueltrace" in page.locator(".swagger-ui .info .title").inner_text()
+        page.wait_for_selector(".opblock", timeout=WAIT_MS)
+        assert page.locator(".opblock").count() > 20  # the operations, from /openapi.json
+        assert outside == []
+        page.screenshot(path=str(SCREENSHOTS / "api-docs.png"))
+    finally:
+        context.close()
