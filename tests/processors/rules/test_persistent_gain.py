@@ -127,8 +127,8 @@ def test_a_fraud_put_on_and_taken_off_in_the_window_is_found_on_its_dispenser() 
 
 
 def test_honest_meters_on_a_clean_tank_raise_no_pulse() -> None:
-    """Legal meter errors and gauge noise, no change: the pulse and onset models do not
-    pay for themselves, or fail no test, on any day."""
+    """Legal meter errors and gauge noise, no change: no pulse is believed and no test
+    fails, on any day."""
     for seed in (5, 6, 7):
         frames = tank_hours(31, noise_l=2.0, seed=seed, gains_pct={"D1": 0.2, "D2": -0.25},
                             deliveries_at=(150, 400, 610))  # fmt: skip
