@@ -262,7 +262,8 @@ class Pipeline:
         env.update(FUELTRACE_BOOTSTRAP=self.bootstrap, FUELTRACE_DB=str(settings.db),
                    FUELTRACE_STATE_DIR=str(settings.state_dir), FUELTRACE_TOPIC_PREFIX=prefix,
                    FUELTRACE_GROUP_ID=settings.group_id,
-                   FUELTRACE_DB_MEMORY_LIMIT=settings.db_memory_limit)  # fmt: skip
+                   FUELTRACE_DB_MEMORY_LIMIT=settings.db_memory_limit,
+                   FUELTRACE_LOG_LEVEL="INFO")  # fmt: skip  (serve.log: analysis durations)
         if self.args.analysis_interval_s is not None:
             env["FUELTRACE_ANALYSIS_INTERVAL_S"] = str(self.args.analysis_interval_s)
         log = open(self.workdir / "serve.log", "wb")  # noqa: SIM115

@@ -16,12 +16,12 @@ from processors import anomalies, traceability
 from warehouse import cases
 from warehouse.connection import memory_limit, translate
 
-#: The most of a running pipeline's time the analyses may take: after a run of ``d``
-#: seconds the next waits at least ``d / ANALYSIS_SHARE`` from its start. A quiet
-#: pipeline analyses every ``FUELTRACE_ANALYSIS_INTERVAL_S`` (a finding within seconds);
-#: one draining a flood, whose analyses grow with every batch, still loads ≥ 75 % of the
-#: time instead of analysing between every two batches.
-ANALYSIS_SHARE = 0.25
+#: The most of the time the analyses may run: after a run of ``d`` seconds the next waits
+#: at least ``d / ANALYSIS_SHARE`` from its start. A quiet pipeline analyses every
+#: ``FUELTRACE_ANALYSIS_INTERVAL_S`` (a finding within seconds); in a flood, whose
+#: analyses grow with every batch, they take at most half of one core (they run beside the
+#: loads, fueltrace.pipeline.Analyst, and share the CPU with them).
+ANALYSIS_SHARE = 0.5
 
 
 @dataclass

@@ -178,10 +178,10 @@ class Settings(BaseSettings):
     analysis_interval_s: float = Field(
         default=5.0, ge=0,
         description="A running `fueltrace ingest` or `serve` brings the analyses (lineage, "
-        "delivery checks, anomaly rules) up to date after a batch at most this often — and "
-        "after a run of d seconds waits at least 4·d, so the analyses never take more than a "
-        "quarter of the pipeline's time; `--until-idle` once at the end. 5 s: a finding that "
-        "one record shows is flagged within 10 s (the hardening issue's target).",
+        "delivery checks, anomaly rules) up to date at most this often, beside the loads — "
+        "and after a run of d seconds waits at least 2·d, so the analyses never take more "
+        "than half of one core; `--until-idle` once at the end. 5 s: a finding that one "
+        "record shows is flagged within 10 s (the hardening issue's target).",
     )
     metrics_port: int = Field(
         default=9308, ge=0, le=65535,

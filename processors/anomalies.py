@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,7 +34,7 @@ import polars as pl
 
 from fueltrace.settings import Settings
 from processors.rules import RULES
-from processors.rules.base import EPOCH, UTC_US, Reader, Rule, Scope, local_day_start
+from processors.rules.base import EPOCH, UTC_US, Frames, Reader, Rule, Scope, local_day_start
 from warehouse.connection import rollback, scalar
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,32 @@ def _history(con: duckdb.DuckDBPyConnection, view: str, change: str,
     """, params)  # fmt: skip
 
 
+class _SharedLoads:
+    """Within one run, rules with the same ``load`` (and lookback and scope) read their
+    frames once: ``slow_leak`` and ``persistent_gain`` both fit 30 days of every dirty
+    tank's hours, the heaviest read of a run. A frame is let go after its last rule."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self._users = Counter(self._key(rule) for rule in rules)
+        self._frames: dict[tuple[object, ...], Frames] = {}
+
+    @staticmethod
+    def _key(rule: Rule) -> tuple[object, ...]:
+        return (rule.load, rule.lookback, rule.clock_driven)
+
+    def load(self, rule: Rule, reader: Reader) -> Frames:
+        key = self._key(rule)
+        frames = self._frames.get(key)
+        if frames is None:
+            frames = rule.load(reader)
+        self._users[key] -= 1
+        if self._users[key] > 0:
+            self._frames[key] = frames
+        else:
+            self._frames.pop(key, None)
+        return frames
+
+
 def run(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime,
         rules: tuple[Rule, ...] = RULES) -> AnomalyRunResult:  # fmt: skip
     """Bring ``anomaly`` up to date with every load so far and the clock ``now``."""
@@ -246,13 +273,14 @@ def run(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime,
         cities = con.sql("SELECT station_id, city FROM station UNION ALL "
                          "SELECT depot_id, city FROM depot").pl()  # fmt: skip
         result.stations = dirty.height
+        shared = _SharedLoads(rules)
         for rule in rules:
             scope = _union(dirty, clock_scope) if rule.clock_driven else dirty
             if scope.is_empty():
                 continue
             context = Scope(scope, now)
-            found = rule.detect(rule.load(Reader(con, context, rule.lookback)), settings,
-                                context)  # fmt: skip
+            found = rule.detect(shared.load(rule, Reader(con, context, rule.lookback)),
+                                settings, context)  # fmt: skip
             finished = _finish(rule, found, scope, cities)
             result.by_rule[rule.name] = finished.height
             reconcile(con, rule.name, finished, scope, now, result.run_id, result)

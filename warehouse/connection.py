@@ -208,7 +208,9 @@ def _close_quietly(con: duckdb.DuckDBPyConnection | None) -> None:
 def checkpoint(con: duckdb.DuckDBPyConnection, path: Path | str) -> bool:
     """Copy the write-ahead log into the file once it passes ``CHECKPOINT_WAL_BYTES``, if
     the disk has room for it (twice the log, plus ``CHECKPOINT_HEADROOM_BYTES``);
-    otherwise defer it and say so once. True if it checkpointed."""
+    otherwise defer it and say so once. While another connection of the process has a
+    write transaction open (the analyses, an API write) it is postponed to a later call.
+    True if it checkpointed."""
     wal = Path(f"{path}.wal")
     try:
         wal_bytes = wal.stat().st_size
@@ -229,6 +231,14 @@ def checkpoint(con: duckdb.DuckDBPyConnection, path: Path | str) -> bool:
         return False
     try:
         con.execute("CHECKPOINT").fetchall()
+    except duckdb.TransactionException as exc:
+        if "other write transactions" not in str(exc):
+            raise translate(exc, path) from exc
+        # the analyses (or an API write) are in a transaction: as DuckDB's own automatic
+        # checkpoint does, leave it to a later load
+        log.debug("warehouse checkpoint postponed path=%s wal_bytes=%d (other writes "
+                  "active)", path, wal_bytes)  # fmt: skip
+        return False
     except duckdb.Error as exc:
         raise translate(exc, path) from exc
     if str(path) in _deferred:

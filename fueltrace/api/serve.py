@@ -1,23 +1,17 @@
 """`fueltrace serve`: the ingest, the analyses, the API, the web page and /metrics in one
 process.
 
-One DuckDB connection: the pipeline thread owns it — it consumes and loads (the
-ingest's own loader thread, strictly in turn), and, at most every
-``FUELTRACE_ANALYSIS_INTERVAL_S`` (later after a long run:
-:class:`fueltrace.analyses.AnalysisSchedule`), brings the analyses up to date (they refresh the
-warehouse gauges), opens and reopens cases and forgets old gateway receipts. HTTP
-requests read and write through cursors of it (:mod:`fueltrace.api.db`).
+One DuckDB connection, and cursors of it: the pipeline (:mod:`fueltrace.pipeline`)
+consumes and loads (its loader thread, strictly in turn) and, beside it in a thread of
+its own, brings the analyses up to date at most every ``FUELTRACE_ANALYSIS_INTERVAL_S``
+(they refresh the warehouse gauges, open and reopen cases and forget old gateway
+receipts). HTTP requests read and write through cursors of it (:mod:`fueltrace.api.db`).
 
-A broker that goes away (it stops accepting connections, or a Kafka call fails
-transiently) pauses the ingest: the batch already read is loaded, ``fueltrace_up`` for
-``broker`` and ``ingest`` drops to 0, ``/readyz`` answers 503, and the broker is tried
-again after 1, 2, 4 … up to ``RETRY_MAX_S`` seconds while the API keeps answering from
-the warehouse. When it answers again the topics are created if missing (a restarted Tansu
-has none), the topic ids are read afresh and every held partition is put back where the
-warehouse says, so a recreated topic is re-read from its beginning (the re-sent records
-are caught by natural key) rather than from an offset of the old log. An error retrying
-cannot fix stops the process, exit code 2. SIGINT or SIGTERM: the server stops taking
-requests, the batch being collected is loaded, everything closes, exit 0.
+A broker that goes away pauses the ingest (``fueltrace_up`` for ``broker`` and
+``ingest`` 0, ``/readyz`` 503, retries with back-off: :mod:`fueltrace.pipeline`) while
+the API keeps answering from the warehouse. An error retrying cannot fix stops the
+process, exit code 2. SIGINT or SIGTERM: the server stops taking requests, the batch
+being collected is loaded, everything closes, exit 0.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from processors.onset import (
     pulse_fits,
     pulse_pairs,
 )
-from processors.rules.base import Frames, Reader, Rule, Scope, findings, no_findings
+from processors.rules.base import Frames, Rule, Scope, findings, no_findings
 from processors.rules.slow_leak import (
     MIN_DOF,
     ONSET_MIN_HOURS,
@@ -64,10 +64,6 @@ GAINS = [f"x{k}_20_l" for k in range(1, wetstock.SLOTS + 1)]
 def _zs(settings: Settings) -> tuple[float, float, float]:
     """The z of the whole-window, each onset and each pulse test."""
     return split_alpha_with_pulses(settings.persistent_gain_false_alarm_pct, len(PULSE_PAIRS))
-
-
-def load(reader: Reader) -> Frames:
-    return load_hourly(reader)
 
 
 def _per_tank(fits: pl.DataFrame, slots: pl.DataFrame, by: tuple[str, ...] = ("end_day",),
@@ -416,7 +412,7 @@ RULE = Rule(
     name="persistent_gain",
     title="Persistent gain (dispenser records more than left the tank)",
     title_zh="加油机计量持续超差(销售量大于出库量)",
-    load=load,
+    load=load_hourly,  # slow_leak's: the engine reads it once for both
     detect=detect,
     describe=describe,
     lookback=timedelta(days=WINDOW_DAYS + 32),

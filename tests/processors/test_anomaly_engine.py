@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from fueltrace.cli import main
@@ -144,3 +145,37 @@ def test_cli_lists_anomalies_as_json_lines_with_the_spec_fields(
     assert capsys.readouterr().out == ""
     assert main(["anomalies", "--rule", "no_such_rule"]) == 2
     assert "unknown rule" in capsys.readouterr().err
+
+
+def test_rules_with_one_load_read_it_once_per_run_and_let_it_go() -> None:
+    """slow_leak and persistent_gain share their 30-day read (anomalies._SharedLoads)."""
+    from processors.anomalies import _SharedLoads
+    from processors.rules import RULES
+    from processors.rules.base import Rule
+
+    calls: list[str] = []
+
+    def hours(reader: object) -> dict[str, pl.DataFrame]:
+        calls.append("hours")
+        return {"hours": pl.DataFrame({"n": [len(calls)]})}
+
+    def other(reader: object) -> dict[str, pl.DataFrame]:
+        calls.append("other")
+        return {}
+
+    def rule(name: str, load: object, days: int = 62) -> Rule:
+        return Rule(name=name, title=name, title_zh=name, load=load,  # type: ignore[arg-type]
+                    detect=lambda *_: pl.DataFrame(), describe=str,
+                    lookback=timedelta(days=days))  # fmt: skip
+
+    rules = (rule("a", hours), rule("b", other), rule("c", hours), rule("d", hours, days=1))
+    shared = _SharedLoads(rules)
+    first = shared.load(rules[0], None)  # type: ignore[arg-type]
+    shared.load(rules[1], None)  # type: ignore[arg-type]
+    assert shared.load(rules[2], None) is first  # type: ignore[arg-type]
+    shared.load(rules[3], None)  # type: ignore[arg-type]  (another lookback: its own read)
+    assert calls == ["hours", "other", "hours"]
+    assert shared._frames == {}  # nothing kept after its last rule
+    by_name = {r.name: r for r in RULES}
+    assert by_name["slow_leak"].load is by_name["persistent_gain"].load
+    assert by_name["slow_leak"].lookback == by_name["persistent_gain"].lookback
