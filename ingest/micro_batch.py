@@ -109,6 +109,10 @@ def _uncalendared(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return flagged.filter(~pl.col("_broken")).drop("_broken"), bad
 
 
+_HEADER = len(SINGLE_OBJECT_MAGIC) + 8  # a single object's marker and schema fingerprint
+_SINGLE = -1  # the record count that marks a single object's whole message in _Pending
+
+
 @dataclass
 class _Pending:
     """Messages of the current schema waiting to be read together on the fast path:
@@ -117,7 +121,7 @@ class _Pending:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)  # records per message
-    blocks: list[tuple[int, bytes]] = field(default_factory=list)
+    blocks: list[tuple[int, bytes]] = field(default_factory=list)  # _SINGLE: a whole message
     containers: dict[int, bytes] = field(default_factory=dict)  # position -> message
 
     def add(self, partition: int, offset: int, blocks: list[tuple[int, bytes]],
@@ -133,13 +137,18 @@ class _Pending:
         self.blocks.extend(blocks)
         return records
 
-    def add_singles(self, partition: int, offsets: list[int], payloads: list[bytes]) -> None:
-        """Single objects' payloads (one record each), filed in bulk: at one message a
-        record, this is the ingest's hottest loop."""
+    def add_singles(self, partition: int, offsets: list[int], values: list[bytes]) -> None:
+        """Single objects (one record each), filed in bulk: at one message a record, this
+        is the polling thread's hottest loop. Their 10-byte headers are cut off later, in
+        :meth:`datums` (on the load thread)."""
         self.partitions.extend([partition] * len(offsets))
         self.offsets.extend(offsets)
         self.counts.extend([1] * len(offsets))
-        self.blocks.extend(zip(repeat(1), payloads, strict=False))
+        self.blocks.extend(zip(repeat(_SINGLE), values, strict=False))
+
+    def datums(self) -> list[tuple[int, bytes]]:
+        """(records, their bytes) per block, for :func:`ingest.avro_frames.read_blocks`."""
+        return [(1, data[_HEADER:]) if n == _SINGLE else (n, data) for n, data in self.blocks]
 
 
 @dataclass
@@ -180,24 +189,24 @@ class MicroBatch:
         records = 0
         head = SINGLE_OBJECT_MAGIC + fast if fast else None
         offsets: list[int] = []  # single objects of the current schema, filed in bulk
-        payloads: list[bytes] = []
+        values: list[bytes] = []
         for message in messages:
             value = message.value or b""
-            if value[:10] == head:
+            if head is not None and value.startswith(head):
                 offsets.append(message.offset)
-                payloads.append(value[10:])
+                values.append(value)
                 continue
             if offsets:  # keep the pending messages in offset order
-                pending.add_singles(partition, offsets, payloads)
+                pending.add_singles(partition, offsets, values)
                 records += len(offsets)
-                offsets, payloads = [], []
+                offsets, values = [], []
             blocks = self._current_blocks(record_type, value) if fast else None
             if blocks is not None:
                 records += pending.add(partition, message.offset, blocks, value)
                 continue
             records += self._take_one(topic, record_type, partition, message, value)
         if offsets:
-            pending.add_singles(partition, offsets, payloads)
+            pending.add_singles(partition, offsets, values)
             records += len(offsets)
         self.polled[(topic, partition)].extend(messages)
         self.offsets[(topic, partition)] = messages[-1].offset + 1
@@ -264,7 +273,7 @@ class MicroBatch:
         if not pending or not pending.offsets:
             return
         current = self.registry.current(record_type)
-        frame = read_blocks(current, pending.blocks)
+        frame = read_blocks(current, pending.datums())
         if frame is None:
             for p, o in zip(pending.partitions, pending.offsets, strict=True):
                 message = self._message(topic, p, o)
