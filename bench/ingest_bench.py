@@ -368,7 +368,7 @@ class Bench:
             try:
                 poll = ingest.kafka.poll
                 load = ingest._load
-                finish = ingest.finish_load
+                publish = ingest._publish
 
                 def timed_poll(*a: Any, **k: Any) -> Any:
                     before = time.perf_counter()
@@ -383,18 +383,16 @@ class Bench:
                     flush_s.append(time.perf_counter() - f0)
                     return result
 
-                def timed_finish(*, commit: bool = True) -> None:
-                    in_flight = ingest._in_flight
-                    finish(commit=commit)
-                    if in_flight is not None:
-                        # batch.started is time.monotonic() at the batch's first data
-                        batch_s.append(time.monotonic() - in_flight.batch.started)
-                        batch_records.append(in_flight.batch.record_count)
-                        last_commit[:] = [time.perf_counter()]
+                def timed_publish(in_flight: Any, *, commit: bool) -> None:
+                    publish(in_flight, commit=commit)
+                    # batch.started is time.monotonic() at the batch's first data
+                    batch_s.append(time.monotonic() - in_flight.batch.started)
+                    batch_records.append(in_flight.batch.record_count)
+                    last_commit[:] = [time.perf_counter()]
 
                 ingest.kafka.poll = timed_poll  # type: ignore[method-assign,unused-ignore]
                 ingest._load = timed_load  # type: ignore[method-assign]
-                ingest.finish_load = timed_finish  # type: ignore[method-assign]
+                ingest._publish = timed_publish  # type: ignore[method-assign]
                 if profiler:
                     profiler.enable()
                 summary = ingest.run(until_idle=True)

@@ -14,7 +14,7 @@ from fueltrace.observe import refresh_gauges
 from fueltrace.settings import Settings
 from processors import anomalies, traceability
 from warehouse import cases
-from warehouse.connection import memory_limit, translate
+from warehouse.connection import memory_limit, rollback, translate
 
 #: The most of the time the analyses may run: after a run of ``d`` seconds the next waits
 #: at least ``d / ANALYSIS_SHARE`` from its start. A quiet pipeline analyses every
@@ -68,11 +68,21 @@ def run_analyses(con: duckdb.DuckDBPyConnection, settings: Settings,
 
 
 def _run(con: duckdb.DuckDBPyConnection, settings: Settings, clock: datetime) -> AnalysesResult:
-    with metrics.ANALYSIS_DURATION.labels("traceability").time():
-        traced = traceability.run(con, settings, clock)
-    failpoints.hit("analysis", settings.debug_failpoint)  # traceability committed
-    with metrics.ANALYSIS_DURATION.labels("anomalies").time():
-        found = anomalies.run(con, settings, clock)
+    # Traceability and the anomaly rules in ONE transaction: loads commit beside the
+    # analyses (fueltrace.pipeline.Analyst), and a rule reading lineage and standard
+    # volumes built from fewer loads than the records it judges would raise findings that
+    # no later run revisits.
+    con.execute("BEGIN TRANSACTION")
+    try:
+        with metrics.ANALYSIS_DURATION.labels("traceability").time():
+            traced = traceability.run(con, settings, clock, own_transaction=False)
+        failpoints.hit("analysis", settings.debug_failpoint)  # mid-analysis
+        with metrics.ANALYSIS_DURATION.labels("anomalies").time():
+            found = anomalies.run(con, settings, clock, own_transaction=False)
+        con.execute("COMMIT")
+    except BaseException:
+        rollback(con)  # not con.execute: a failed COMMIT has rolled back already
+        raise
     with metrics.ANALYSIS_DURATION.labels("cases").time():
         synced = cases.sync_cases(con, clock)
     with metrics.ANALYSIS_DURATION.labels("observe").time():

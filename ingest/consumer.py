@@ -25,9 +25,11 @@ thread does the Kafka calls (commits, committed offsets) right after the poll.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,6 +61,26 @@ log = logging.getLogger(__name__)
 #: ``serve``, a broker away): the first wait, doubled after each failed try …
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0  # … up to this
+#: Batches handed to the load thread and not yet published: one loading, one waiting.
+MAX_IN_FLIGHT = 2
+
+
+#: The cyclic garbage collector's thresholds in an ingest process (CPython's: 700, 10, 10).
+#: Every polled message allocates a few container objects (kafka-python's record tuple,
+#: ours), so the default ran a young collection every few hundred messages, and an old
+#: one — which walks every tracked object, the batch being collected included — every
+#: 70 000: the single-record ingest ran 30 % faster with these (bench/README.md).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Collect less often (:data:`GC_THRESHOLDS`). (Not ``gc.freeze``: DuckDB's bindings
+    then report their type objects leaked at every exit.)"""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+class LoadSkipped(Exception):
+    """A batch queued behind one that failed to load: not loaded, re-read on restart."""
 
 
 @dataclass
@@ -117,6 +139,7 @@ class Ingest:
         registry: SchemaRegistry | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        tune_gc()
         self.settings = settings
         self.bootstrap = bootstrap
         self.con = con
@@ -133,7 +156,8 @@ class Ingest:
         self._commit_pending: dict[tuple[str, int], int] = {}  # for the polling thread
         self._unpositioned: dict[TopicPartition, int | None] = {}  # scale-out: own offset
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fueltrace-load")
-        self._in_flight: _InFlight | None = None
+        self._in_flight: deque[_InFlight] = deque()  # oldest first; the loader's queue
+        self._load_failed = threading.Event()  # set by a failed load, cleared by run()
         self._on_batch: Callable[[IngestSummary], None] | None = None
         # records per message, until measured: as if every message were a full gateway
         # container, so the first poll cannot overshoot batch_max_records
@@ -158,11 +182,24 @@ class Ingest:
 
     def _decode_and_load(self, batch: MicroBatch, now: datetime,
                          topic_ids: dict[str, str | None]) -> tuple[Batch, LoadResult]:  # fmt: skip
-        loaded = self._decode(batch, now, topic_ids)
-        return loaded, self._load(batch, loaded)
+        return self._in_turn(lambda: self._decode(batch, now, topic_ids), batch)
 
     def _load_decoded(self, batch: MicroBatch, loaded: Batch) -> tuple[Batch, LoadResult]:
-        return loaded, self._load(batch, loaded)
+        return self._in_turn(lambda: loaded, batch)
+
+    def _in_turn(self, decoded: Callable[[], Batch], batch: MicroBatch
+                 ) -> tuple[Batch, LoadResult]:  # fmt: skip
+        """In the load thread, the batches in turn: once one fails, the batches queued
+        behind it must not commit (their offsets would pass its records): they raise
+        :class:`LoadSkipped` until ``run`` starts again from the warehouse's offsets."""
+        if self._load_failed.is_set():
+            raise LoadSkipped("an earlier batch of this run failed to load")
+        try:
+            loaded = decoded()
+            return loaded, self._load(batch, loaded)
+        except BaseException:
+            self._load_failed.set()
+            raise
 
     def _load(self, batch: MicroBatch, loaded: Batch) -> LoadResult:
         if batch.letters:
@@ -180,35 +217,47 @@ class Ingest:
         return result
 
     def _start_load(self, batch: MicroBatch) -> None:
-        """Decode the batch where a core is idle, then load it in the background.
-
-        While the previous load still runs, this (the polling) thread would only wait for
-        it: it decodes the batch meanwhile (batch messages, where the load is the
-        bottleneck). Otherwise the load thread decodes it, and this thread goes back to
-        Kafka (single-record messages, where unpacking Kafka's records is the
-        bottleneck). The topic ids come from the consumer, which only this thread touches.
-        """
+        """Hand the batch to the load thread, which decodes and loads the batches in
+        turn; up to ``MAX_IN_FLIGHT`` wait there, so this (the polling) thread goes back to
+        Kafka at once (single-record messages: unpacking Kafka's records is the
+        bottleneck, and the load thread keeps up). When that many are in flight, the load
+        is the bottleneck (batch messages): this thread decodes the batch while it waits
+        for the oldest. The topic ids come from the consumer, which only this thread
+        touches."""
         now = self.clock()
         topic_ids = {t: topic_id(self.kafka, t) for t, _ in batch.offsets}
-        loading = self._in_flight
-        if loading is not None and not loading.future.done():
-            loaded = self._decode(batch, now, topic_ids)
-            self.finish_load()
-            future = self._loader.submit(self._load_decoded, batch, loaded)
-        else:
-            self.finish_load()
+        self._publish_done()
+        if len(self._in_flight) < MAX_IN_FLIGHT:
             future = self._loader.submit(self._decode_and_load, batch, now, topic_ids)
-        self._in_flight = _InFlight(batch, future)
+        else:
+            loaded = self._decode(batch, now, topic_ids)
+            self._publish(self._in_flight.popleft(), commit=True)
+            future = self._loader.submit(self._load_decoded, batch, loaded)
+        self._in_flight.append(_InFlight(batch, future))
+
+    def _publish_done(self) -> None:
+        """Publish the loads at the head of the queue that have finished."""
+        while self._in_flight and self._in_flight[0].future.done():
+            self._publish(self._in_flight.popleft(), commit=True)
 
     def finish_load(self, *, commit: bool = True) -> None:
-        """Wait for the load in flight; then publish it (metrics, Kafka commit).
+        """Wait for every load in flight, in order; publish each (metrics, Kafka commit).
 
         ``commit=False`` (the rebalance listener, on kafka-python's IO thread) leaves the
         Kafka commit to the polling thread, right after the poll, and skips the lag update
-        and ``on_batch`` (the analyses), which would hold up the group's heartbeats."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is None:
-            return
+        and ``on_batch``, which would hold up the group's heartbeats. A load that failed
+        raises here, once the loads behind it (which refuse to commit) have ended."""
+        while self._in_flight:
+            head = self._in_flight.popleft()
+            try:
+                self._publish(head, commit=commit)
+            except BaseException:
+                for later in self._in_flight:  # each raises LoadSkipped: nothing committed
+                    later.future.exception()
+                self._in_flight.clear()
+                raise
+
+    def _publish(self, in_flight: _InFlight, *, commit: bool) -> None:
         loaded, result = in_flight.future.result()  # re-raises a load failure here
         failpoints.hit("after_commit", self.settings.debug_failpoint)
         self.summary.add(loaded, result)
@@ -450,6 +499,7 @@ class Ingest:
         load (a caller retrying after a broker error relies on that too)."""
         backoff = RETRY_FIRST_S
         while True:
+            self._load_failed.clear()  # nothing in flight: the warehouse's offsets decide
             if held := self.kafka.assignment():
                 self._position(set(held))
             batches = self.summary.batches
@@ -497,8 +547,7 @@ class Ingest:
                     last_data = time.monotonic()
                     for tp, messages in polled.items():
                         batch.take(tp.topic, tp.partition, messages)
-                    if self._in_flight and self._in_flight.future.done():
-                        self.finish_load()
+                    self._publish_done()
                 full = batch.record_count >= settings.batch_max_records
                 due = (time.monotonic() - batch.started) * 1000 >= settings.batch_max_ms
                 idle = not polled and until_idle and self.caught_up()

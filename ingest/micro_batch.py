@@ -18,7 +18,6 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import repeat
 from typing import Any
 
 import polars as pl
@@ -110,7 +109,6 @@ def _uncalendared(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 _HEADER = len(SINGLE_OBJECT_MAGIC) + 8  # a single object's marker and schema fingerprint
-_SINGLE = -1  # the record count that marks a single object's whole message in _Pending
 
 
 @dataclass
@@ -121,7 +119,8 @@ class _Pending:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)  # records per message
-    blocks: list[tuple[int, bytes]] = field(default_factory=list)  # _SINGLE: a whole message
+    # a container's blocks as (records, bytes); a single object as its whole message
+    blocks: list[tuple[int, bytes] | bytes] = field(default_factory=list)
     containers: dict[int, bytes] = field(default_factory=dict)  # position -> message
 
     def add(self, partition: int, offset: int, blocks: list[tuple[int, bytes]],
@@ -144,11 +143,11 @@ class _Pending:
         self.partitions.extend([partition] * len(offsets))
         self.offsets.extend(offsets)
         self.counts.extend([1] * len(offsets))
-        self.blocks.extend(zip(repeat(_SINGLE), values, strict=False))
+        self.blocks.extend(values)  # no tuple per message: allocations here cost GC time
 
     def datums(self) -> list[tuple[int, bytes]]:
         """(records, their bytes) per block, for :func:`ingest.avro_frames.read_blocks`."""
-        return [(1, data[_HEADER:]) if n == _SINGLE else (n, data) for n, data in self.blocks]
+        return [(1, b[_HEADER:]) if isinstance(b, bytes) else b for b in self.blocks]
 
 
 @dataclass

@@ -253,48 +253,58 @@ class _SharedLoads:
 
 
 def run(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime,
-        rules: tuple[Rule, ...] = RULES) -> AnomalyRunResult:  # fmt: skip
-    """Bring ``anomaly`` up to date with every load so far and the clock ``now``."""
-    started = time.perf_counter()
-    result = AnomalyRunResult()
+        rules: tuple[Rule, ...] = RULES, *, own_transaction: bool = True) -> AnomalyRunResult:
+    """Bring ``anomaly`` up to date with every load so far and the clock ``now``,
+    atomically: in a transaction of its own, or (``own_transaction=False``) in the
+    caller's, which then commits (``fueltrace.analyses``: the rules must read the derived
+    tables traceability wrote from the same loads they judge)."""
+    if not own_transaction:
+        return _update(con, settings, now, rules)
     con.execute("BEGIN TRANSACTION")
     try:
-        watermark = scalar(con, "SELECT coalesce(max(load_id), 0) FROM analysis_watermark "
-                                "WHERE job = $job", {"job": JOB})  # fmt: skip
-        latest = scalar(con, "SELECT coalesce(max(load_id), 0) FROM ingest_load")
-        rows = con.execute("SELECT max(clock) FROM analysis_run").fetchall()
-        last_clock: datetime | None = rows[0][0] if rows else None
-        if latest <= watermark and last_clock is not None and now <= last_clock:
-            con.execute("COMMIT")
-            return result
-        result.run_id = scalar(con, "SELECT nextval('analysis_run_seq')")
-        dirty = dirty_stations(con, watermark)
-        clock_scope = _all_stations(con, last_clock or EPOCH)
-        cities = con.sql("SELECT station_id, city FROM station UNION ALL "
-                         "SELECT depot_id, city FROM depot").pl()  # fmt: skip
-        result.stations = dirty.height
-        shared = _SharedLoads(rules)
-        for rule in rules:
-            scope = _union(dirty, clock_scope) if rule.clock_driven else dirty
-            if scope.is_empty():
-                continue
-            context = Scope(scope, now)
-            found = rule.detect(shared.load(rule, Reader(con, context, rule.lookback)),
-                                settings, context)  # fmt: skip
-            finished = _finish(rule, found, scope, cities)
-            result.by_rule[rule.name] = finished.height
-            reconcile(con, rule.name, finished, scope, now, result.run_id, result)
-        result.duration_s = time.perf_counter() - started
-        con.execute("INSERT OR REPLACE INTO analysis_watermark VALUES ($job, $load)",
-                    {"job": JOB, "load": latest})  # fmt: skip
-        con.execute("INSERT INTO analysis_run VALUES ($run, $now, $load, $d, $s, $r, $u, $x)", {
-            "run": result.run_id, "now": now, "load": latest, "d": result.duration_s,
-            "s": result.stations, "r": result.raised, "u": result.updated, "x": result.resolved,
-        })  # fmt: skip
+        result = _update(con, settings, now, rules)
         con.execute("COMMIT")
     except BaseException:
         rollback(con)  # not con.execute: a failed COMMIT has rolled back already
         raise
+    return result
+
+
+def _update(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime,
+            rules: tuple[Rule, ...]) -> AnomalyRunResult:  # fmt: skip
+    started = time.perf_counter()
+    result = AnomalyRunResult()
+    watermark = scalar(con, "SELECT coalesce(max(load_id), 0) FROM analysis_watermark "
+                            "WHERE job = $job", {"job": JOB})  # fmt: skip
+    latest = scalar(con, "SELECT coalesce(max(load_id), 0) FROM ingest_load")
+    rows = con.execute("SELECT max(clock) FROM analysis_run").fetchall()
+    last_clock: datetime | None = rows[0][0] if rows else None
+    if latest <= watermark and last_clock is not None and now <= last_clock:
+        return result
+    result.run_id = scalar(con, "SELECT nextval('analysis_run_seq')")
+    dirty = dirty_stations(con, watermark)
+    clock_scope = _all_stations(con, last_clock or EPOCH)
+    cities = con.sql("SELECT station_id, city FROM station UNION ALL "
+                     "SELECT depot_id, city FROM depot").pl()  # fmt: skip
+    result.stations = dirty.height
+    shared = _SharedLoads(rules)
+    for rule in rules:
+        scope = _union(dirty, clock_scope) if rule.clock_driven else dirty
+        if scope.is_empty():
+            continue
+        context = Scope(scope, now)
+        found = rule.detect(shared.load(rule, Reader(con, context, rule.lookback)),
+                            settings, context)  # fmt: skip
+        finished = _finish(rule, found, scope, cities)
+        result.by_rule[rule.name] = finished.height
+        reconcile(con, rule.name, finished, scope, now, result.run_id, result)
+    result.duration_s = time.perf_counter() - started
+    con.execute("INSERT OR REPLACE INTO analysis_watermark VALUES ($job, $load)",
+                {"job": JOB, "load": latest})  # fmt: skip
+    con.execute("INSERT INTO analysis_run VALUES ($run, $now, $load, $d, $s, $r, $u, $x)", {
+        "run": result.run_id, "now": now, "load": latest, "d": result.duration_s,
+        "s": result.stations, "r": result.raised, "u": result.updated, "x": result.resolved,
+    })  # fmt: skip
     log.info("anomalies updated run=%d stations=%d raised=%d updated=%d resolved=%d "
              "duration_s=%.2f", result.run_id, result.stations, result.raised,
              result.updated, result.resolved, result.duration_s)  # fmt: skip

@@ -283,29 +283,39 @@ def check_all_deliveries(
     return checks.height
 
 
-def run(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime) -> TraceabilityResult:
-    """Bring the traceability tables up to date with every load so far, atomically."""
+def run(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime, *,
+        own_transaction: bool = True) -> TraceabilityResult:  # fmt: skip
+    """Bring the traceability tables up to date with every load so far, atomically: in a
+    transaction of its own, or (``own_transaction=False``) in the caller's, which then
+    commits (``fueltrace.analyses``: one snapshot for every job of a run)."""
+    if not own_transaction:
+        return _update(con, settings, now)
     con.execute("BEGIN TRANSACTION")
     try:
-        watermark = scalar(con, "SELECT coalesce(max(load_id), 0) FROM analysis_watermark "
-                                "WHERE job = $job", {"job": JOB})  # fmt: skip
-        latest = scalar(con, "SELECT coalesce(max(load_id), 0) FROM ingest_load")
-        if latest <= watermark:
-            con.execute("COMMIT")
-            return TraceabilityResult()
-        batches = _delivery_batches(con)
-        result = update_lineage(con, settings, watermark, batches)
-        con.execute("DELETE FROM delivery_batch")
-        _insert(con, "delivery_batch", batches.select("delivery_id", "station_id", "tank_id",
-                                                      "batch_id", "at", "litres_20",
-                                                      "density_kg_m3"))  # fmt: skip
-        result.deliveries = check_all_deliveries(con, settings, now)
-        con.execute("INSERT OR REPLACE INTO analysis_watermark VALUES ($job, $load)",
-                    {"job": JOB, "load": latest})  # fmt: skip
+        result = _update(con, settings, now)
         con.execute("COMMIT")
     except BaseException:
         rollback(con)  # not con.execute: a failed COMMIT has rolled back already
         raise
+    return result
+
+
+def _update(con: duckdb.DuckDBPyConnection, settings: Settings,
+            now: datetime) -> TraceabilityResult:  # fmt: skip
+    watermark = scalar(con, "SELECT coalesce(max(load_id), 0) FROM analysis_watermark "
+                            "WHERE job = $job", {"job": JOB})  # fmt: skip
+    latest = scalar(con, "SELECT coalesce(max(load_id), 0) FROM ingest_load")
+    if latest <= watermark:
+        return TraceabilityResult()
+    batches = _delivery_batches(con)
+    result = update_lineage(con, settings, watermark, batches)
+    con.execute("DELETE FROM delivery_batch")
+    _insert(con, "delivery_batch", batches.select("delivery_id", "station_id", "tank_id",
+                                                  "batch_id", "at", "litres_20",
+                                                  "density_kg_m3"))  # fmt: skip
+    result.deliveries = check_all_deliveries(con, settings, now)
+    con.execute("INSERT OR REPLACE INTO analysis_watermark VALUES ($job, $load)",
+                {"job": JOB, "load": latest})  # fmt: skip
     log.info("traceability updated tanks=%d segments=%d sales=%d deliveries=%d",
              result.tanks, result.segments, result.sales, result.deliveries)  # fmt: skip
     return result
