@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 #: ``serve``, a broker away): the first wait, doubled after each failed try …
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0  # … up to this
-#: Batches handed to the load thread and not yet published: one loading, one waiting.
+#: Batches handed on and not yet published: one decoding, one loading.
 MAX_IN_FLIGHT = 2
 
 
@@ -155,6 +155,9 @@ class Ingest:
         self._topic_of_type = {t: topic for topic, t in self.topics.items()}
         self._commit_pending: dict[tuple[str, int], int] = {}  # for the polling thread
         self._unpositioned: dict[TopicPartition, int | None] = {}  # scale-out: own offset
+        # two stages after the polling thread, one thread each, batches in order: decoding
+        # (Polars, fastavro) and loading (DuckDB) overlap, and both release the GIL
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fueltrace-decode")
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fueltrace-load")
         self._in_flight: deque[_InFlight] = deque()  # oldest first; the loader's queue
         self._load_failed = threading.Event()  # set by a failed load, cleared by run()
@@ -165,6 +168,7 @@ class Ingest:
         self.kafka.subscribe(list(self.topics), listener=_Rebalance(self))
 
     def close(self) -> None:
+        self._decoder.shutdown(wait=True)
         self._loader.shutdown(wait=True)
         self.kafka.close(autocommit=False)
         self.producer.close()
@@ -180,12 +184,9 @@ class Ingest:
         return Batch(frames, letters, dict(batch.offsets), topic_ids, batch.message_count,
                      batch.record_count)  # fmt: skip
 
-    def _decode_and_load(self, batch: MicroBatch, now: datetime,
-                         topic_ids: dict[str, str | None]) -> tuple[Batch, LoadResult]:  # fmt: skip
-        return self._in_turn(lambda: self._decode(batch, now, topic_ids), batch)
-
-    def _load_decoded(self, batch: MicroBatch, loaded: Batch) -> tuple[Batch, LoadResult]:
-        return self._in_turn(lambda: loaded, batch)
+    def _load_decoded(self, batch: MicroBatch, decoded: Future[Batch]
+                      ) -> tuple[Batch, LoadResult]:  # fmt: skip
+        return self._in_turn(decoded.result, batch)
 
     def _in_turn(self, decoded: Callable[[], Batch], batch: MicroBatch
                  ) -> tuple[Batch, LoadResult]:  # fmt: skip
@@ -217,22 +218,19 @@ class Ingest:
         return result
 
     def _start_load(self, batch: MicroBatch) -> None:
-        """Hand the batch to the load thread, which decodes and loads the batches in
-        turn; up to ``MAX_IN_FLIGHT`` wait there, so this (the polling) thread goes back to
-        Kafka at once (single-record messages: unpacking Kafka's records is the
-        bottleneck, and the load thread keeps up). When that many are in flight, the load
-        is the bottleneck (batch messages): this thread decodes the batch while it waits
-        for the oldest. The topic ids come from the consumer, which only this thread
+        """Hand the batch to the decode thread and then the load thread, in order, and go
+        back to Kafka (single-record messages: unpacking Kafka's records on this thread
+        is the bottleneck). At most ``MAX_IN_FLIGHT`` batches are on their way: with that
+        many, this thread waits for the oldest (batch messages: the load is the
+        bottleneck). The topic ids come from the consumer, which only this thread
         touches."""
         now = self.clock()
         topic_ids = {t: topic_id(self.kafka, t) for t, _ in batch.offsets}
         self._publish_done()
-        if len(self._in_flight) < MAX_IN_FLIGHT:
-            future = self._loader.submit(self._decode_and_load, batch, now, topic_ids)
-        else:
-            loaded = self._decode(batch, now, topic_ids)
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
             self._publish(self._in_flight.popleft(), commit=True)
-            future = self._loader.submit(self._load_decoded, batch, loaded)
+        decoded = self._decoder.submit(self._decode, batch, now, topic_ids)
+        future = self._loader.submit(self._load_decoded, batch, decoded)
         self._in_flight.append(_InFlight(batch, future))
 
     def _publish_done(self) -> None:
