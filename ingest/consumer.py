@@ -186,17 +186,14 @@ class Ingest:
 
     def _load_decoded(self, batch: MicroBatch, decoded: Future[Batch]
                       ) -> tuple[Batch, LoadResult]:  # fmt: skip
-        return self._in_turn(decoded.result, batch)
-
-    def _in_turn(self, decoded: Callable[[], Batch], batch: MicroBatch
-                 ) -> tuple[Batch, LoadResult]:  # fmt: skip
-        """In the load thread, the batches in turn: once one fails, the batches queued
-        behind it must not commit (their offsets would pass its records): they raise
-        :class:`LoadSkipped` until ``run`` starts again from the warehouse's offsets."""
+        """In the load thread, the batches in turn, each once its decode is done: once one
+        fails (decode or load), the batches queued behind it must not commit (their
+        offsets would pass its records): they raise :class:`LoadSkipped` until ``run``
+        starts again from the warehouse's offsets."""
         if self._load_failed.is_set():
             raise LoadSkipped("an earlier batch of this run failed to load")
         try:
-            loaded = decoded()
+            loaded = decoded.result()
             return loaded, self._load(batch, loaded)
         except BaseException:
             self._load_failed.set()

@@ -28,6 +28,7 @@ import polars as pl
 from fueltrace import failpoints
 from ingest.frames import SOURCE_COLUMNS, frame_schema
 from ingest.records import SPECS
+from ingest.records.base import RecordSpec
 from warehouse.connection import checkpoint, scalar, transaction
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,12 @@ def _key_bounds(record_type: str, frame: pl.DataFrame) -> tuple[str, dict[str, o
     return " AND ".join(terms), params
 
 
-def _all_new(con: duckdb.DuckDBPyConnection, record_type: str, frame: pl.DataFrame,
-             stored_near: str, bounds: dict[str, object]) -> bool:  # fmt: skip
+def _all_new(con: duckdb.DuckDBPyConnection, spec: RecordSpec, frame: pl.DataFrame,
+             key_join: str, stored_near: str, bounds: dict[str, object]) -> bool:  # fmt: skip
     """No key of the batch (registered as ``batch_in``) repeats in it or is stored
     already: the usual case, which needs none of the duplicate bookkeeping."""
-    spec = SPECS[record_type]
     if frame.select(spec.natural_key).is_duplicated().any():
         return False
-    key_join = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.natural_key)
     return not con.execute(
         f"SELECT 1 FROM {spec.table} t WHERE {stored_near} AND EXISTS "
         f"(SELECT 1 FROM batch_in s WHERE {key_join}) LIMIT 1",
@@ -131,7 +130,8 @@ def _load_records(
     key_text = "concat_ws('|', " + ", ".join(f"s.{_q(k)}::VARCHAR" for k in spec.natural_key) + ")"
     stored_near, bounds = _key_bounds(record_type, frame)
     with _registered(con, "batch_in", frame):
-        if record_type != "facility" and _all_new(con, record_type, frame, stored_near, bounds):
+        if record_type != "facility" and _all_new(con, spec, frame, key_join, stored_near,
+                                                  bounds):  # fmt: skip
             result.loaded[table] += scalar(
                 con,
                 f"INSERT INTO {table} ({', '.join(map(_q, columns))}, load_id) "

@@ -28,41 +28,39 @@ def loader(fail_on: set[str]) -> Any:
     return SimpleNamespace(_load_failed=threading.Event(), _load=load, loads=loads)
 
 
+def future(result: object = None, error: BaseException | None = None) -> Future[Any]:
+    """A finished future: what the decode thread (or the load thread) handed on."""
+    f: Future[Any] = Future()
+    if error is None:
+        f.set_result(result)
+    else:
+        f.set_exception(error)
+    return f
+
+
 def test_after_a_failed_load_the_batches_queued_behind_it_do_not_load() -> None:
     fake = loader(fail_on={"b2"})
-    assert Ingest._in_turn(fake, lambda: "decoded b1", "b1") == ("decoded b1", "result b1")
+    assert Ingest._load_decoded(fake, "b1", future("decoded b1")) == ("decoded b1", "result b1")
     with pytest.raises(WarehouseFull):
-        Ingest._in_turn(fake, lambda: "decoded b2", "b2")
+        Ingest._load_decoded(fake, "b2", future("decoded b2"))
     with pytest.raises(LoadSkipped):  # its offsets would pass b2's records
-        Ingest._in_turn(fake, lambda: "decoded b3", "b3")
+        Ingest._load_decoded(fake, "b3", future("decoded b3"))
     assert fake.loads == ["b1"]
     fake._load_failed.clear()  # what run() does before it starts again from the warehouse
-    assert Ingest._in_turn(fake, lambda: "decoded b3", "b3")[1] == "result b3"
+    assert Ingest._load_decoded(fake, "b3", future("decoded b3"))[1] == "result b3"
 
 
 def test_a_decode_that_raises_stops_the_queue_too() -> None:
     fake = loader(fail_on=set())
-
-    def broken() -> str:
-        raise RuntimeError("decoder bug")
-
     with pytest.raises(RuntimeError):
-        Ingest._in_turn(fake, broken, "b1")
+        Ingest._load_decoded(fake, "b1", future(error=RuntimeError("decoder bug")))
     with pytest.raises(LoadSkipped):
-        Ingest._in_turn(fake, lambda: "decoded b2", "b2")
+        Ingest._load_decoded(fake, "b2", future("decoded b2"))
     assert fake.loads == []
 
 
 def test_finish_load_raises_the_first_failure_and_empties_the_queue() -> None:
     published: list[str] = []
-
-    def future(result: object = None, error: BaseException | None = None) -> Future[Any]:
-        f: Future[Any] = Future()
-        if error is None:
-            f.set_result(result)
-        else:
-            f.set_exception(error)
-        return f
 
     def publish(in_flight: _InFlight, *, commit: bool) -> None:
         in_flight.future.result()
